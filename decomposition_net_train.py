@@ -1,0 +1,56 @@
+"""Stage 1: train DecomNet (Retinex decomposition S -> R, I) on paired low/high patches (spec 6).
+
+Example:  python decomposition_net_train.py --data_dir ./LOLdataset
+Writes checkpoint/decom_net_train/ (weights, read by stages 2-3 and evaluate.py) and
+checkpoint/runs/decomposition/ (resumable run state, TensorBoard logs, sample grids, options).
+"""
+import os
+import sys
+
+import utils
+tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
+import losses  # noqa: E402
+import model  # noqa: E402
+
+
+class DecompositionStage(utils.Stage):
+    name = 'decomposition'
+    scope = model.DECOM_SCOPE
+    weights_subdir = 'decom_net_train'
+    description = __doc__
+    # Spec section 6, column 1: batch 10, patch 48, 2000 epochs, Adam 1e-4 constant, samples every
+    # 200 epochs, a save every epoch.
+    defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
+                    sample_every=200, save_every=1)
+
+    def build(self, args):
+        self.image_low = tf.placeholder(tf.float32, [None, None, None, 3], name='image_low')
+        self.image_high = tf.placeholder(tf.float32, [None, None, None, 3], name='image_high')
+        self.decomposition_low = model.DecomNet_simple(self.image_low)
+        self.decomposition_high = model.DecomNet_simple(self.image_high)
+        terms = losses.decomposition_losses(self.image_low, self.image_high,
+                                            self.decomposition_low, self.decomposition_high)
+        ordered = {'total': terms.pop('total')}
+        ordered.update(terms)
+        return [self.image_low, self.image_high], ordered
+
+    def prepare(self, args, sess):
+        _, items = utils.training_pairs(args, args.patch_size)
+        self.samples = utils.sample_pairs(args)
+        return items  # the authors train stage 1 on all pairs (no split to apply)
+
+    def write_samples(self, sess, epoch, folder):
+        grids = []
+        for name, (low, high) in self.samples:
+            (r_low, i_low), (r_high, i_high) = sess.run(
+                [self.decomposition_low, self.decomposition_high],
+                {self.image_low: low[None], self.image_high: high[None]})
+            grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),
+                                   [low, r_low, i_low, high, r_high, i_high],
+                                   ['input low', 'R low', 'I low', 'input high', 'R high', 'I high'])
+            grids.append((name, grid))
+        return grids
+
+
+if __name__ == '__main__':
+    sys.exit(utils.train(DecompositionStage()))

@@ -1,0 +1,423 @@
+"""Enhance low-light images with KinD: decomposition, reflectance restoration and illumination
+adjustment chained in one graph (spec section 7).
+
+  python evaluate.py                                   # LOL eval15 if present, else a built-in demo
+  python evaluate.py --input photos/ --output out/     # a folder (or one file) of dark images
+  python evaluate.py --input LOLdataset/eval15/low --high LOLdataset/eval15/high   # LOL protocol
+
+Modes: "fusion" is the released evaluate.py (gray trick, then fusion with the input weighted by the
+decomposed illumination); "plain" is R_restored x I_adjusted, as the released
+evaluate_LOLdataset.py. With --high and no --ratio the ratio comes from the decomposed ground truth
+and the mode defaults to plain (the authors' LOL evaluation); otherwise fusion with --ratio 5.0.
+
+`enhance()` and the `KinD` class are importable: the CLI is a thin layer over them.
+"""
+import argparse
+import concurrent.futures
+import math
+import os
+import sys
+
+import numpy as np
+
+import utils
+tf = utils.import_tensorflow()  # before model: quiet TF start-up
+import model  # noqa: E402
+
+DEFAULT_RATIO = 5.0               # alpha of the released evaluate.py (spec 7a, Q15)
+RATIO_EPSILON = 1e-4              # alpha = mean(I_high / (I_low + 1e-4)) (spec 7b)
+SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
+GRAY_TRICK_SIGMA = 3.0            # skimage.filters.gaussian(g, 3), truncate 4.0 ...
+GRAY_TRICK_RADIUS = int(4.0 * GRAY_TRICK_SIGMA + 0.5)   # ... -> 25 taps, radius 12
+TILE_ALIGN = 16                   # Restoration_net pools 4 times: tiles start on its 16-px grid
+# Context a tile needs around its core: DecomNet's radius plus the largest radius of what reads its
+# output (restoration 108 > gray-trick Gaussian 12 > adjustment 4) = 121, rounded up to the grid.
+TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
+    model.RECEPTIVE_RADIUS[model.RESTORATION_SCOPE], GRAY_TRICK_RADIUS,
+    model.RECEPTIVE_RADIUS[model.ADJUST_SCOPE])) / TILE_ALIGN) * TILE_ALIGN)
+DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
+DEFAULT_TILE_SIZE = 1024          # core side of a tile; images up to this many pixels run whole
+MODES = ('fusion', 'plain')
+WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
+                  model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
+OUTPUT_SUFFIX = '_kindle'
+
+
+def _gaussian_taps():
+    x = np.arange(-GRAY_TRICK_RADIUS, GRAY_TRICK_RADIUS + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (x / GRAY_TRICK_SIGMA) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def _replicate_pad(x, radius, axis):
+    """Extend a [1,H,W,1] map by `radius` copies of its edge rows/columns (scipy's 'nearest')."""
+    multiples = [1, 1, 1, 1]
+    multiples[axis] = radius
+    first = x[:, :1] if axis == 1 else x[:, :, :1]
+    last = x[:, -1:] if axis == 1 else x[:, :, -1:]
+    return tf.concat([tf.tile(first, multiples), x, tf.tile(last, multiples)], axis)
+
+
+def gray_trick_weight(reflectance):
+    """w = min(sqrt(2 gaussian_3(rgb2gray(R))), 1) of the released evaluate.py, in TF ops.
+
+    Equals skimage's rgb2gray + filters.gaussian(sigma 3, mode 'nearest', truncate 4) to float32
+    round-off: the same 25 separable taps over edge-replicated borders (no TF op pads this way).
+    """
+    gray = tf.reduce_sum(reflectance * tf.constant(SKIMAGE_GRAY, tf.float32), axis=3, keepdims=True)
+    taps = tf.constant(_gaussian_taps())
+    size = 2 * GRAY_TRICK_RADIUS + 1
+    blurred = tf.nn.conv2d(_replicate_pad(gray, GRAY_TRICK_RADIUS, 1), tf.reshape(taps, [size, 1, 1, 1]),
+                           [1, 1, 1, 1], 'VALID')
+    blurred = tf.nn.conv2d(_replicate_pad(blurred, GRAY_TRICK_RADIUS, 2),
+                           tf.reshape(taps, [1, size, 1, 1]), [1, 1, 1, 1], 'VALID')
+    return tf.minimum(tf.sqrt(2.0 * blurred), 1.0)
+
+
+def _tiles(length, core, margin):
+    """[(start, stop, core_start, core_stop)] covering 0..length: cores of `core` px (a multiple of
+    the grid) and up to `margin` px of context on each side, every start on the grid."""
+    spans = []
+    for core_start in range(0, length, core):
+        core_stop = min(core_start + core, length)
+        spans.append((max(0, core_start - margin), min(length, core_stop + margin), core_start, core_stop))
+    return spans
+
+
+class KinD:
+    """The three nets in one graph and one session, restored once; enhance any number of images.
+
+    `tile_size` is the core side of a tile (a multiple of 16): images with more than tile_size^2
+    pixels run tile by tile with overlapping margins (128 px), so memory stays bounded and the
+    stitched result equals the untiled one. None or 0 disables tiling.
+    """
+
+    def __init__(self, checkpoint_dir='./checkpoint', tile_size=DEFAULT_TILE_SIZE, session_config=None):
+        if tile_size and tile_size % TILE_ALIGN:
+            raise utils.UserError('--tile_size must be a multiple of %d, got %d' % (TILE_ALIGN, tile_size))
+        self.tile_size = tile_size
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
+            self.ratio = tf.placeholder(tf.float32, [], name='ratio')
+            reflectance, illumination = model.DecomNet_simple(self.image)
+            restored = model.Restoration_net(reflectance, illumination)
+            ratio_map = tf.fill(tf.shape(illumination), self.ratio)
+            adjusted = model.Illumination_adjust_net(illumination, ratio_map)
+            enhanced = restored * gray_trick_weight(reflectance) * adjusted
+            self.outputs = {
+                'plain': restored * adjusted,
+                'fusion': illumination * self.image + (1.0 - illumination) * enhanced,
+                'illumination': illumination,
+            }
+            self.session = tf.Session(config=session_config)
+            self.checkpoints = {
+                scope: utils.restore_net(self.session, model.net_variables(scope),
+                                         os.path.join(checkpoint_dir, folder), scope)
+                for scope, folder in WEIGHT_FOLDERS.items()}
+        self.graph.finalize()
+
+    def close(self):
+        self.session.close()
+
+    def _run(self, output, image, margin, ratio=DEFAULT_RATIO):
+        """Evaluate one output on a normalised HxWx3 image, whole or tile by tile."""
+        height, width = image.shape[:2]
+        tensor = self.outputs[output]
+        feed = {self.ratio: ratio}
+        if not self.tile_size or height * width <= self.tile_size ** 2:
+            feed[self.image] = image[None]
+            return self.session.run(tensor, feed)[0]
+        result = np.empty((height, width, tensor.shape[-1]), np.float32)
+        for top, bottom, core_top, core_bottom in _tiles(height, self.tile_size, margin):
+            for left, right, core_left, core_right in _tiles(width, self.tile_size, margin):
+                feed[self.image] = image[None, top:bottom, left:right]
+                tile = self.session.run(tensor, feed)[0]
+                result[core_top:core_bottom, core_left:core_right] = \
+                    tile[core_top - top:core_bottom - top, core_left - left:core_right - left]
+        return result
+
+    def illumination(self, image):
+        """The decomposed illumination I [H,W,1] of a normalised image."""
+        return self._run('illumination', image, DECOM_MARGIN)
+
+    def ground_truth_ratio(self, image_low, image_high):
+        """alpha = mean(I_high / (I_low + 1e-4)) from the decomposed pair (spec 7b)."""
+        illumination_low, illumination_high = self.illumination(image_low), self.illumination(image_high)
+        return float(np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
+                             dtype=np.float32))
+
+    def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
+        """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1)."""
+        if mode not in MODES:
+            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        check_ratio(ratio)
+        return self._run(mode, np.asarray(image, np.float32), TILE_MARGIN, ratio)
+
+
+def check_ratio(ratio):
+    if not (isinstance(ratio, (int, float, np.floating)) and math.isfinite(ratio) and ratio > 0):
+        raise utils.UserError('ratio must be a positive finite number, got %r' % (ratio,))
+
+
+_CACHED = {}
+
+
+def enhance(image, ratio=DEFAULT_RATIO, mode='fusion', checkpoint_dir='./checkpoint'):
+    """Enhance one normalised image (see utils.load_image); the graph is built once per folder."""
+    key = os.path.abspath(checkpoint_dir)
+    if key not in _CACHED:
+        _CACHED[key] = KinD(checkpoint_dir)
+    return _CACHED[key].enhance(image, ratio, mode)
+
+
+# --------------------------------------------------------------------------------------------------
+# Built-in demo: bundled scikit-image photographs darkened by a simulated low-light capture
+# --------------------------------------------------------------------------------------------------
+
+DEMO_IMAGES = ('astronaut', 'coffee', 'chelsea', 'rocket')
+DEMO_GAMMA = 2.2              # sRGB approximated as a 2.2 power law
+DEMO_EXPOSURE = 0.08          # about 3.6 stops under-exposed
+DEMO_FULL_WELL = 4000.0       # electrons at the (unscaled) white level: shot noise ~ Poisson(e)
+DEMO_READ_NOISE = 3.0         # electrons, Gaussian
+DEMO_SEED = 2019
+
+
+def simulate_low_light(image, rng):
+    """A dark, noisy capture of a uint8 RGB photo: linearise (gamma 2.2), scale the exposure by
+    0.08, draw Poisson shot noise (4000 e- full well) and Gaussian read noise (3 e-), re-apply the
+    gamma and quantise to uint8."""
+    linear = (image.astype(np.float64) / 255.0) ** DEMO_GAMMA
+    electrons = rng.poisson(linear * DEMO_EXPOSURE * DEMO_FULL_WELL).astype(np.float64)
+    electrons += rng.normal(0.0, DEMO_READ_NOISE, image.shape)
+    dark = np.clip(electrons / DEMO_FULL_WELL, 0.0, 1.0) ** (1.0 / DEMO_GAMMA)
+    return np.round(dark * 255.0).astype(np.uint8)
+
+
+def write_demo_images(folder):
+    """Write the demo pairs to <folder>/{low,high}/<name>.png; returns (low folder, high folder)."""
+    import skimage.data
+    from PIL import Image
+    rng = np.random.default_rng(DEMO_SEED)
+    low_dir, high_dir = os.path.join(folder, 'low'), os.path.join(folder, 'high')
+    os.makedirs(low_dir, exist_ok=True)
+    os.makedirs(high_dir, exist_ok=True)
+    for name in DEMO_IMAGES:
+        original = getattr(skimage.data, name)()[..., :3]
+        Image.fromarray(original).save(os.path.join(high_dir, name + '.png'))
+        Image.fromarray(simulate_low_light(original, rng)).save(os.path.join(low_dir, name + '.png'))
+    return low_dir, high_dir
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+def parse_ratio(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError('--ratio must be a positive finite number, got %r' % text)
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', help='a dark image or a folder of them (default: '
+                        'LOLdataset/eval15/low if present, else the built-in demo)')
+    parser.add_argument('--output', default='results', help='folder for <name>_kindle.png '
+                        '(default: %(default)s)')
+    parser.add_argument('--high', help='folder of ground-truth images with the same file names: '
+                        'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
+                        'decomposed ground truth (the LOL protocol)')
+    parser.add_argument('--ratio', type=parse_ratio, default=None,
+                        help='illumination ratio alpha (default %.1f, as released; with --high: '
+                             'from the ground truth)' % DEFAULT_RATIO)
+    parser.add_argument('--mode', choices=MODES, default=None,
+                        help='fusion: gray trick + fusion with the input (released evaluate.py); '
+                             'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
+                             'Default: plain with a ground-truth ratio, fusion otherwise')
+    parser.add_argument('--checkpoint_dir', default='./checkpoint',
+                        help='folder holding decom_net_train/, Restoration_net_train/ and '
+                             'illumination_adjust_net_train/ (default: %(default)s)')
+    parser.add_argument('--tile_size', type=int, default=DEFAULT_TILE_SIZE,
+                        help='core side of the tiles large images are processed in, a multiple of '
+                             '16; 0 processes every image whole (default: %(default)s)')
+    parser.add_argument('--max_image_pixels', type=int, default=utils.DEFAULT_MAX_IMAGE_PIXELS,
+                        help='refuse larger images (decompression-bomb guard; default: PIL\'s '
+                             '%(default)d)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing outputs (inputs are never overwritten)')
+    parser.add_argument('--no_progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def list_inputs(path):
+    """(image paths, [(path, reason)] skipped) for a file or a folder."""
+    if os.path.isfile(path):
+        return [path], []
+    if not os.path.isdir(path):
+        raise utils.UserError('%s: no such file or folder' % path)
+    images, skipped = [], []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if name.startswith('.'):
+            continue
+        if name.lower().endswith(utils.IMAGE_EXTENSIONS):
+            images.append(full)
+        else:
+            skipped.append((full, 'directory' if os.path.isdir(full) else 'not an image extension'))
+    return images, skipped
+
+
+def output_path(folder, image_path, inputs, taken, overwrite):
+    """<folder>/<stem>_kindle.png; never an input file, never a file written earlier in this run,
+    and never an existing file unless `overwrite` (then _kindle-1, -2, ... instead)."""
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    candidate, counter = os.path.join(folder, stem + OUTPUT_SUFFIX + '.png'), 0
+    while (os.path.realpath(candidate) in inputs or candidate in taken
+           or (os.path.exists(candidate) and not overwrite)):
+        counter += 1
+        candidate = os.path.join(folder, '%s%s-%d.png' % (stem, OUTPUT_SUFFIX, counter))
+    taken.add(candidate)
+    return candidate
+
+
+def _read(path, high_dir, max_pixels):
+    """Background job: the normalised input, its notes, and the raw and normalised ground truth."""
+    raw, notes = utils.read_image(path, max_pixels)
+    image = utils.normalise(raw)
+    if high_dir is None:
+        return image, notes, None, None
+    high_path = os.path.join(high_dir, os.path.basename(path))
+    if not os.path.isfile(high_path):
+        raise utils.ImageError(path, 'no ground truth %s' % high_path)
+    high_raw = utils.read_image(high_path, max_pixels)[0]
+    if high_raw.shape != raw.shape:
+        raise utils.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
+            high_path, high_raw.shape[1], high_raw.shape[0], raw.shape[1], raw.shape[0]))
+    return image, notes, utils.normalise(high_raw), np.round(high_raw * 255).astype(np.uint8)
+
+
+def _write(path, output):
+    utils.save_image(path, output)
+
+
+def run(args):
+    """The CLI's work; returns the exit status."""
+    demo = args.input is None and not os.path.isdir(os.path.join('LOLdataset', 'eval15', 'low'))
+    ratio_source = 'fixed'
+    if args.input is None:
+        if demo:
+            args.input, args.high = write_demo_images(os.path.join(args.output, 'demo_inputs'))
+            print('demo: no LOLdataset/eval15 found; enhancing %d bundled scikit-image photos darkened '
+                  'by a simulated low-light capture (%s)' % (len(DEMO_IMAGES), args.input))
+        else:
+            args.input = os.path.join('LOLdataset', 'eval15', 'low')
+            args.high = args.high or os.path.join('LOLdataset', 'eval15', 'high')
+    if args.high is not None and not os.path.isdir(args.high):
+        raise utils.UserError('--high %s: folder not found' % args.high)
+    if args.ratio is None and args.high is not None and not demo:
+        ratio_source = 'ground truth'
+    ratio = args.ratio if args.ratio is not None else DEFAULT_RATIO
+    mode = args.mode or ('plain' if ratio_source == 'ground truth' else 'fusion')
+
+    images, skipped = list_inputs(args.input)
+    for path, reason in skipped:
+        print('skipped %s: %s' % (path, reason))
+    if not images:
+        raise utils.UserError('%s: no images to enhance' % args.input)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+        probe = os.path.join(args.output, '.kind-write-test')
+        open(probe, 'w').close()
+        os.remove(probe)
+    except OSError as error:
+        raise utils.UserError('%s: output folder cannot be created or written (%s)'
+                              % (args.output, error.strerror or error))
+
+    kind = KinD(args.checkpoint_dir, tile_size=args.tile_size)
+    print('mode %s, ratio %s; weights: %s' % (
+        mode, 'from the decomposed ground truth' if ratio_source == 'ground truth' else ratio,
+        ', '.join(kind.checkpoints.values())))
+    inputs = {os.path.realpath(p) for p in images}
+    taken, rows, failures, notes_said = set(), [], [], set()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        reads = [pool.submit(_read, path, args.high, args.max_image_pixels) for path in images[:2]]
+        writes = []
+        iterator = images if args.no_progress else _tqdm(images)
+        for index, path in enumerate(iterator):
+            if index + 2 < len(images):
+                reads.append(pool.submit(_read, images[index + 2], args.high, args.max_image_pixels))
+            try:
+                image, notes, high, high_uint8 = reads[index].result()
+                for note in notes:
+                    if note not in notes_said:
+                        notes_said.add(note)
+                        _say(iterator, 'note: %s: %s (said once)' % (path, note))
+                alpha = kind.ground_truth_ratio(image, high) if ratio_source == 'ground truth' else ratio
+                output = kind.enhance(image, alpha, mode)
+            except utils.UserError as error:
+                failures.append(str(error))
+                _say(iterator, 'failed: %s' % error)
+                continue
+            destination = output_path(args.output, path, inputs, taken, args.overwrite)
+            writes.append((path, destination, pool.submit(_write, destination, output)))
+            if high_uint8 is not None:
+                written = utils.to_uint8(output)
+                rows.append((os.path.basename(path), alpha, utils.psnr(high_uint8, written),
+                             utils.ssim_metric(high_uint8, written)))
+        for path, destination, job in writes:
+            try:
+                job.result()
+            except OSError as error:
+                failures.append('%s: cannot write %s (%s)' % (path, destination, error.strerror or error))
+                print('failed: %s' % failures[-1])
+    print_table(rows, mode, ratio_source, ratio)
+    written = len(images) - len(failures)
+    print('%d of %d images enhanced into %s/' % (written, len(images), args.output.rstrip('/')))
+    if failures:
+        print('%d failed (listed above)' % len(failures))
+        return 1
+    return 0
+
+
+def _tqdm(items):
+    from tqdm import tqdm
+    return tqdm(items, desc='enhancing', unit='image', dynamic_ncols=True)
+
+
+def _say(iterator, line):
+    writer = getattr(iterator, 'write', None)
+    (writer or print)(line)
+
+
+def print_table(rows, mode, ratio_source, ratio):
+    if not rows:
+        return
+    print()
+    print('Protocol: %s' % utils.METRIC_PROTOCOL)
+    print('Pipeline: mode %s, ratio %s' % (mode, 'from the decomposed ground truth (LOL protocol)'
+                                          if ratio_source == 'ground truth' else '%g (fixed)' % ratio))
+    print('%-24s %8s %8s %8s' % ('image', 'ratio', 'PSNR', 'SSIM'))
+    for name, alpha, psnr, ssim in rows:
+        print('%-24s %8.4f %8.4f %8.4f' % (name, alpha, psnr, ssim))
+    print('%-24s %8s %8.4f %8.4f' % ('mean (%d images)' % len(rows), '',
+                                     np.mean([r[2] for r in rows]), np.mean([r[3] for r in rows])))
+    print()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except utils.UserError as error:
+        print('error: %s' % error, file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Stage 3: train Illumination_adjust_net to map an illumination and a ratio to the illumination of
+the other exposure, (I, ratio) -> I' (spec 6). DecomNet is frozen, read from
+<checkpoint_dir>/decom_net_train (stage 1's output).
+
+Example:  python illumination_adjustment_net_train.py --data_dir ./LOLdataset
+Writes checkpoint/illumination_adjust_net_train/ (weights) and checkpoint/runs/adjustment/ (run
+state, TensorBoard logs, sample grids, options).
+"""
+import os
+import sys
+
+import numpy as np
+import utils
+tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
+import losses  # noqa: E402
+import model  # noqa: E402
+
+RATIO_EPSILON = 1e-4          # the authors' 1e-4 in every ratio estimate (spec 6, Q13)
+AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE = slice(0, 450), slice(451, 461)
+
+
+def ratio_transform(crops, rng):
+    """The authors' ratio rule on one sample's (I_low, I_high) crops: half the samples brighten
+    (I_low, 1/rho + 1e-4 -> I_high), half darken (I_high, rho -> I_low), rho = mean(I_l/(I_h+1e-4))."""
+    i_low, i_high = crops
+    rho = np.mean(i_low / (i_high + np.float32(RATIO_EPSILON)), dtype=np.float32)
+    if rng.randint(0, 1) == 1:
+        source, ratio, target = i_low, 1.0 / rho + RATIO_EPSILON, i_high
+    else:
+        source, ratio, target = i_high, rho, i_low
+    return [source, np.full(source.shape, ratio, dtype=np.float32), target]
+
+
+def ground_truth_ratio(illumination_low, illumination_high):
+    """Plain-mode LOL estimator alpha = mean(I_high / (I_low + 1e-4)) (spec 7b)."""
+    return np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
+                   dtype=np.float32)
+
+
+class AdjustmentStage(utils.Stage):
+    name = 'adjustment'
+    scope = model.ADJUST_SCOPE
+    weights_subdir = 'illumination_adjust_net_train'
+    description = __doc__
+    # Spec section 6, column 3: batch 10, patch 48, 2000 epochs, Adam 1e-4 constant, samples every
+    # 200 epochs, a save every epoch.
+    defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
+                    sample_every=200, save_every=1)
+
+    def add_arguments(self, parser):
+        utils.add_authors_split_argument(parser)
+
+    def build(self, args):
+        self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
+        self.decomposition = model.DecomNet_simple(self.image)
+        self.illumination = tf.placeholder(tf.float32, [None, None, None, 1], name='illumination')
+        self.ratio = tf.placeholder(tf.float32, [None, None, None, 1], name='ratio')
+        self.target = tf.placeholder(tf.float32, [None, None, None, 1], name='target')
+        self.adjusted = model.Illumination_adjust_net(self.illumination, self.ratio)
+        terms = losses.adjustment_losses(self.adjusted, self.target)
+        ordered = {'total': terms.pop('total')}
+        ordered.update(terms)
+        return [self.illumination, self.ratio, self.target], ordered
+
+    def make_transform(self):
+        return ratio_transform
+
+    def prepare(self, args, sess):
+        utils.restore_net(sess, model.net_variables(model.DECOM_SCOPE),
+                          os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
+        names, pairs = utils.training_pairs(args, args.patch_size)
+        pairs, authors_samples = utils.split_for_authors(args, names, pairs, AUTHORS_TRAIN_SLICE,
+                                                         AUTHORS_SAMPLE_SLICE)
+        decomposed = utils.decompose_pairs(sess, self.image, self.decomposition, pairs,
+                                           not args.no_progress)
+        samples = authors_samples or utils.sample_pairs(args)
+        self.samples = [(name, utils.decompose_pairs(sess, self.image, self.decomposition,
+                                                     [(low, high)])[0])
+                        for name, (low, high) in samples]
+        return [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
+
+    def write_samples(self, sess, epoch, folder):
+        grids = []
+        for name, ((_, i_low), (_, i_high)) in self.samples:
+            alpha = ground_truth_ratio(i_low, i_high)
+            adjusted = sess.run(self.adjusted, {self.illumination: i_low[None],
+                                                self.ratio: np.full((1,) + i_low.shape, alpha, np.float32)})
+            grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),
+                                   [i_low, adjusted, i_high],
+                                   ['I low', 'I adjusted (ratio %.2f)' % alpha, 'I high (target)'])
+            grids.append((name, grid))
+        return grids
+
+
+if __name__ == '__main__':
+    sys.exit(utils.train(AdjustmentStage()))

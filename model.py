@@ -1,0 +1,110 @@
+"""The three KinD networks (spec section 3), with the authors' scopes and variable names.
+
+The nets are pure graph builders: tensors in, tensors out, no files, no sessions. Each is built
+inside ``tf.variable_scope(<NetName>, reuse=tf.AUTO_REUSE)`` so that calling it twice (low and
+high image) shares one set of variables whose names never get ``_1`` suffixes.
+"""
+import tensorflow.compat.v1 as tf
+import tf_slim as slim
+
+DECOM_SCOPE = 'DecomNet'
+RESTORATION_SCOPE = 'Restoration_net'
+ADJUST_SCOPE = 'Illumination_adjust_net'
+
+# Parameter counts of spec section 3 (= the authors' checkpoints' sizes / 4).
+PARAM_COUNTS = {DECOM_SCOPE: 235876, RESTORATION_SCOPE: 7760739, ADJUST_SCOPE: 19393}
+
+LEAKY_SLOPE = 0.2  # lrelu slope of the authors' model.py
+
+
+def lrelu(x):
+    """Leaky ReLU with slope 0.2: max(0.2 x, x)."""
+    return tf.maximum(LEAKY_SLOPE * x, x)
+
+
+def upsample_and_concat(x1, x2, output_channels, in_channels, scope_name):
+    """2x transposed conv of ``x1`` (no bias, no activation) to the shape of ``x2``, then concat.
+
+    The filter ``<scope>/weights`` has the transposed-conv layout [2, 2, out, in] and the TF default
+    (Glorot uniform) initialiser; the output is ``concat([deconv, x2])``, deconv first.
+    """
+    with tf.variable_scope(scope_name, reuse=tf.AUTO_REUSE):
+        deconv_filter = tf.get_variable('weights', [2, 2, output_channels, in_channels])
+        deconv = tf.nn.conv2d_transpose(x1, deconv_filter, tf.shape(x2), strides=[1, 2, 2, 1])
+        output = tf.concat([deconv, x2], 3)
+        output.set_shape([None, None, None, output_channels * 2])
+    return output
+
+
+def _conv(x, channels, scope, kernel=3, activation=lrelu):
+    return slim.conv2d(x, channels, [kernel, kernel], rate=1, activation_fn=activation, scope=scope)
+
+
+def _pool(x):
+    return slim.max_pool2d(x, [2, 2], stride=2, padding='SAME')
+
+
+def DecomNet_simple(input_image):
+    """Retinex decomposition S -> (R, I): reflectance [B,H,W,3] and illumination [B,H,W,1]."""
+    with tf.variable_scope(DECOM_SCOPE, reuse=tf.AUTO_REUSE):
+        conv1 = _conv(input_image, 32, 'g_conv1_1')
+        conv2 = _conv(_pool(conv1), 64, 'g_conv2_1')
+        conv3 = _conv(_pool(conv2), 128, 'g_conv3_1')
+        up8 = upsample_and_concat(conv3, conv2, 64, 128, 'g_up_1')
+        conv8 = _conv(up8, 64, 'g_conv8_1')
+        up9 = upsample_and_concat(conv8, conv1, 32, 64, 'g_up_2')
+        conv9 = _conv(up9, 32, 'g_conv9_1')
+        # The authors' output convs are 1x1 (paper: 3x3; spec quirk Q10).
+        reflectance = tf.sigmoid(_conv(conv9, 3, 'g_conv10', kernel=1, activation=None))
+
+        l_conv2 = _conv(conv1, 32, 'l_conv1_2')
+        l_conv3 = tf.concat([l_conv2, conv9], 3)
+        illumination = tf.sigmoid(_conv(l_conv3, 1, 'l_conv1_4', kernel=1, activation=None))
+    return reflectance, illumination
+
+
+def Restoration_net(input_r, input_i):
+    """Reflectance restoration (R, I) -> R_hat [B,H,W,3]: a 5-level U-Net on concat([R, I])."""
+    with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
+        x = tf.concat([input_r, input_i], 3)
+        skips = []
+        for level, channels in enumerate([32, 64, 128, 256, 512], start=1):
+            if level > 1:
+                x = _pool(x)
+            x = _conv(x, channels, 'de_conv%d_1' % level)
+            x = _conv(x, channels, 'de_conv%d_2' % level)
+            skips.append(x)
+        for level, channels in zip([6, 7, 8, 9], [256, 128, 64, 32]):
+            x = upsample_and_concat(x, skips[9 - level], channels, channels * 2, 'up_%d' % level)
+            x = _conv(x, channels, 'de_conv%d_1' % level)
+            x = _conv(x, channels, 'de_conv%d_2' % level)
+        return tf.sigmoid(_conv(x, 3, 'de_conv10', activation=None))
+
+
+def Illumination_adjust_net(input_i, input_ratio):
+    """Illumination adjustment (I, ratio map A) -> I_hat [B,H,W,1]; A is a constant 1-channel map."""
+    with tf.variable_scope(ADJUST_SCOPE, reuse=tf.AUTO_REUSE):
+        x = tf.concat([input_i, input_ratio], 3)
+        for index in range(1, 4):
+            x = _conv(x, 32, 'en_conv_%d' % index)
+        # The last conv keeps the lrelu before the sigmoid, as the authors' code (spec Q9).
+        return tf.sigmoid(_conv(x, 1, 'en_conv_4'))
+
+
+def net_variables(scope):
+    """The variables of one net (no optimizer slots), by scope name (``DecomNet``...), sorted by name."""
+    variables = tf.trainable_variables(scope=scope + '/')
+    return sorted(variables, key=lambda v: v.op.name)
+
+
+def parameter_count(scope):
+    """Number of scalar parameters in the variables of one net of the default graph."""
+    return sum(v.shape.num_elements() for v in net_variables(scope))
+
+
+# Receptive-field radius of each net in input pixels: the farthest an input pixel can be from an
+# output pixel and still change it. Interval arithmetic over the layer lists above (3x3 conv: +1
+# step at its stride; 2x2/s2 pool and deconv: +1 step at the finer stride, on one side only) gives
+# 13, 108 and 4; tests/test_model.py checks each by perturbing single pixels. Tiled inference
+# uses them to size the margins that make stitched output equal the untiled one.
+RECEPTIVE_RADIUS = {DECOM_SCOPE: 13, RESTORATION_SCOPE: 108, ADJUST_SCOPE: 4}

@@ -1,0 +1,116 @@
+"""Architecture checks that need no oracle: names, parameter counts, odd sizes, receptive fields."""
+import numpy as np
+import pytest
+
+import model
+import utils
+from conftest import REFERENCE_CHECKPOINTS, needs_reference
+
+tf = utils.import_tensorflow()
+
+FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
+           model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
+
+
+@pytest.fixture(scope='module')
+def nets():
+    """All three nets on free-size placeholders, randomly initialised (seeded), one session."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(0)
+        image = tf.placeholder(tf.float32, [None, None, None, 3])
+        reflectance_in = tf.placeholder(tf.float32, [None, None, None, 3])
+        illumination_in = tf.placeholder(tf.float32, [None, None, None, 1])
+        ratio = tf.placeholder(tf.float32, [None, None, None, 1])
+        outputs = {
+            model.DECOM_SCOPE: model.DecomNet_simple(image),
+            model.RESTORATION_SCOPE: model.Restoration_net(reflectance_in, illumination_in),
+            model.ADJUST_SCOPE: model.Illumination_adjust_net(illumination_in, ratio),
+        }
+        model.DecomNet_simple(image)  # a second call must reuse, not duplicate, the variables
+        counts = {scope: model.parameter_count(scope) for scope in outputs}
+        names = {scope: [(v.op.name, v.shape.as_list()) for v in model.net_variables(scope)]
+                 for scope in outputs}
+        session = tf.Session()
+        session.run(tf.global_variables_initializer())
+    feeds = dict(image=image, reflectance=reflectance_in, illumination=illumination_in, ratio=ratio)
+    yield session, outputs, feeds, counts, names
+    session.close()
+
+
+def test_parameter_counts(nets):
+    counts = nets[3]
+    assert counts == {model.DECOM_SCOPE: 235876, model.RESTORATION_SCOPE: 7760739,
+                      model.ADJUST_SCOPE: 19393}
+    assert counts == model.PARAM_COUNTS
+
+
+def test_variable_names_have_no_suffixes(nets):
+    names = nets[4]
+    assert len(names[model.DECOM_SCOPE]) == 18
+    assert len(names[model.RESTORATION_SCOPE]) == 42
+    assert len(names[model.ADJUST_SCOPE]) == 8
+    flat = [n for scope in names.values() for n, _ in scope]
+    assert {n.split('/')[0] for n in flat} == set(names)   # no 'DecomNet_1/...' copies
+    assert ('DecomNet/g_up_1/weights', [2, 2, 64, 128]) in names[model.DECOM_SCOPE]
+    assert ('Restoration_net/up_6/weights', [2, 2, 256, 512]) in names[model.RESTORATION_SCOPE]
+    assert ('Illumination_adjust_net/en_conv_4/weights', [3, 3, 32, 1]) in names[model.ADJUST_SCOPE]
+
+
+@needs_reference
+@pytest.mark.parametrize('scope', sorted(FOLDERS))
+def test_names_and_shapes_equal_released_checkpoints(nets, scope):
+    stored = sorted((n, list(s)) for n, s in tf.train.list_variables(
+        tf.train.latest_checkpoint('%s/%s' % (REFERENCE_CHECKPOINTS, FOLDERS[scope]))))
+    assert stored == sorted(nets[4][scope])
+
+
+def _run(nets, scope, height, width, rng):
+    session, outputs, feeds = nets[:3]
+    feed = {feeds['image']: rng.random((1, height, width, 3), dtype=np.float32),
+            feeds['reflectance']: rng.random((1, height, width, 3), dtype=np.float32),
+            feeds['illumination']: rng.random((1, height, width, 1), dtype=np.float32),
+            feeds['ratio']: np.full((1, height, width, 1), 2.0, np.float32)}
+    return session.run(outputs[scope], feed), feed
+
+
+@pytest.mark.parametrize('height,width', [(37, 53), (33, 33), (17, 17), (15, 15), (3, 5), (2, 2),
+                                          (1, 1), (401, 31)])
+def test_any_size_keeps_its_shape(nets, height, width):
+    rng = np.random.default_rng(height * 1000 + width)
+    (reflectance, illumination), _ = _run(nets, model.DECOM_SCOPE, height, width, rng)
+    assert reflectance.shape == (1, height, width, 3) and illumination.shape == (1, height, width, 1)
+    restored, _ = _run(nets, model.RESTORATION_SCOPE, height, width, rng)
+    assert restored.shape == (1, height, width, 3)
+    adjusted, _ = _run(nets, model.ADJUST_SCOPE, height, width, rng)
+    assert adjusted.shape == (1, height, width, 1)
+    for output in (reflectance, illumination, restored, adjusted):
+        assert np.all((output >= 0) & (output <= 1))
+
+
+def _reach(nets, scope, size, position):
+    """Largest row and column distance from `position` to an output pixel that changes when that
+    one input pixel changes."""
+    session, outputs, feeds = nets[:3]
+    rng = np.random.default_rng(7)
+    feed = {feeds['image']: rng.random((1, size, size, 3), dtype=np.float32),
+            feeds['reflectance']: rng.random((1, size, size, 3), dtype=np.float32),
+            feeds['illumination']: rng.random((1, size, size, 1), dtype=np.float32),
+            feeds['ratio']: np.full((1, size, size, 1), 2.0, np.float32)}
+    output = outputs[scope][0] if scope == model.DECOM_SCOPE else outputs[scope]
+    key = feeds['image'] if scope == model.DECOM_SCOPE else feeds['illumination']
+    reference = session.run(output, feed)
+    feed[key] = feed[key].copy()
+    feed[key][0, position[0], position[1]] += 5.0
+    rows, columns = np.nonzero(np.abs(session.run(output, feed) - reference)[0].max(axis=-1))
+    return np.abs(rows - position[0]).max(), np.abs(columns - position[1]).max()
+
+
+@pytest.mark.parametrize('scope,size', [(model.DECOM_SCOPE, 64), (model.RESTORATION_SCOPE, 288),
+                                        (model.ADJUST_SCOPE, 16)])
+def test_receptive_radius(nets, scope, size):
+    """Over every alignment to the 16-px pooling grid, a changed input pixel moves output pixels
+    exactly up to the stated radius away, never farther (tiled inference's margins rely on it)."""
+    centre = size // 2 - 8
+    reaches = [_reach(nets, scope, size, (centre + d, centre + d)) for d in range(16)]
+    assert max(max(r) for r in reaches) == model.RECEPTIVE_RADIUS[scope]
