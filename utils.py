@@ -250,7 +250,7 @@ class PatchSampler:
     def state(self):
         """JSON-serialisable state."""
         version, internal, gauss = self.rng.getstate()
-        return {'order': self.order, 'cursor': self.cursor,
+        return {'order': list(self.order), 'cursor': self.cursor,
                 'rng': [version, list(internal), gauss]}
 
     def restore(self, state):

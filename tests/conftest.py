@@ -56,3 +56,26 @@ def tiny_lol(tmp_path_factory):
     write_pairs(os.path.join(root, 'our485'), 4, (64, 64), seed=1)
     write_pairs(os.path.join(root, 'eval15'), 2, (40, 56), seed=2)
     return root
+
+
+@pytest.fixture(scope='session')
+def random_checkpoints(tmp_path_factory):
+    """A checkpoint root with seeded random weights for all three nets, in the canonical folders."""
+    import model
+    tf = utils.import_tensorflow()
+    root = str(tmp_path_factory.mktemp('random_checkpoints'))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(1)
+        image = tf.placeholder(tf.float32, [1, None, None, 3])
+        reflectance, illumination = model.DecomNet_simple(image)
+        model.Restoration_net(reflectance, illumination)
+        model.Illumination_adjust_net(illumination, illumination)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for scope, folder in (('DecomNet', 'decom_net_train'), ('Restoration_net', 'Restoration_net_train'),
+                                  ('Illumination_adjust_net', 'illumination_adjust_net_train')):
+                variables = model.net_variables(scope)
+                tf.train.Saver({v.op.name: v for v in variables}).save(
+                    session, os.path.join(root, folder, 'model.ckpt'), write_meta_graph=False)
+    return root

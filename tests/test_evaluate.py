@@ -1,0 +1,154 @@
+"""evaluate.py end to end: outputs, the metrics table, the demo, naming rules, tiling."""
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import evaluate
+import utils
+from conftest import write_pairs
+
+
+def run_cli(capsys, *argv):
+    status = evaluate.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def table_rows(text):
+    """{image: (ratio, psnr, ssim)} parsed from the printed table."""
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r'^(\S+\.\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$', line)
+        if match:
+            rows[match.group(1)] = tuple(float(v) for v in match.groups()[1:])
+    return rows
+
+
+@pytest.fixture(scope='module')
+def pairs(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('pairs'))
+    write_pairs(root, 2, (40, 56), seed=4)
+    write_pairs(root, 1, (33, 17), seed=5, start=3)     # odd size
+    return root
+
+
+@pytest.mark.parametrize('extra,mode,ratio_text', [
+    ([], 'plain', 'from the decomposed ground truth'),
+    (['--ratio', '3.5'], 'fusion', '3.5 (fixed)'),
+    (['--ratio', '2', '--mode', 'plain'], 'plain', '2 (fixed)'),
+])
+def test_folder_with_ground_truth_prints_metrics_of_the_written_files(
+        random_checkpoints, pairs, tmp_path, capsys, extra, mode, ratio_text):
+    output = str(tmp_path / 'out')
+    status, out, _ = run_cli(capsys, '--input', os.path.join(pairs, 'low'), '--high', os.path.join(pairs, 'high'),
+                             '--output', output, '--checkpoint_dir', random_checkpoints, '--no_progress', *extra)
+    assert status == 0
+    assert utils.METRIC_PROTOCOL in out
+    assert 'mode %s, ratio %s' % (mode, ratio_text) in out
+    rows = table_rows(out)
+    assert sorted(rows) == ['1.png', '2.png', '3.png']
+    assert sorted(os.listdir(output)) == ['1_kindle.png', '2_kindle.png', '3_kindle.png']
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    for name, (ratio, psnr, ssim) in rows.items():
+        written = np.asarray(Image.open(os.path.join(output, name.replace('.png', '_kindle.png'))))
+        truth = np.asarray(Image.open(os.path.join(pairs, 'high', name)))
+        assert written.shape == truth.shape
+        assert psnr == pytest.approx(peak_signal_noise_ratio(truth, written, data_range=255), abs=1e-4)
+        assert ssim == pytest.approx(structural_similarity(
+            truth, written, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, data_range=255), abs=1e-4)
+        if extra:
+            assert ratio == float(extra[1])
+    means = re.search(r'mean \(3 images\)\s+([\d.]+)\s+([\d.]+)', out).groups()
+    assert float(means[0]) == pytest.approx(np.mean([r[1] for r in rows.values()]), abs=1e-4)
+
+
+def test_ground_truth_ratio_is_the_plain_mode_estimator(random_checkpoints, pairs):
+    kind = evaluate.KinD(random_checkpoints)
+    low = utils.load_image(os.path.join(pairs, 'low', '1.png'))
+    high = utils.load_image(os.path.join(pairs, 'high', '1.png'))
+    expected = np.mean(kind.illumination(high) / (kind.illumination(low) + np.float32(1e-4)))
+    assert kind.ground_truth_ratio(low, high) == pytest.approx(float(expected), rel=1e-6)
+    plain = kind.enhance(low, 2.0, 'plain')
+    assert plain.shape == low.shape and plain.dtype == np.float32
+    kind.close()
+
+
+def test_single_file_input_and_enhance_function(random_checkpoints, pairs, tmp_path, capsys):
+    path = os.path.join(pairs, 'low', '3.png')
+    status, out, _ = run_cli(capsys, '--input', path, '--output', str(tmp_path),
+                             '--checkpoint_dir', random_checkpoints, '--no_progress')
+    assert status == 0 and os.listdir(tmp_path) == ['3_kindle.png']
+    written = np.asarray(Image.open(tmp_path / '3_kindle.png'))
+    expected = evaluate.enhance(utils.load_image(path), checkpoint_dir=random_checkpoints)
+    np.testing.assert_array_equal(written, utils.to_uint8(expected))
+
+
+def test_demo_runs_without_any_data(random_checkpoints, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run_cli(capsys, '--checkpoint_dir', random_checkpoints, '--no_progress')
+    assert status == 0
+    assert 'demo: no LOLdataset/eval15 found' in out
+    rows = table_rows(out)
+    assert sorted(rows) == sorted(n + '.png' for n in evaluate.DEMO_IMAGES)
+    assert all(r[0] == evaluate.DEFAULT_RATIO for r in rows.values())
+    for name in evaluate.DEMO_IMAGES:
+        assert os.path.isfile(tmp_path / 'results' / (name + '_kindle.png'))
+
+
+def test_low_light_simulation_is_dark_noisy_and_seeded():
+    import skimage.data
+    original = skimage.data.coffee()
+    dark = evaluate.simulate_low_light(original, np.random.default_rng(0))
+    again = evaluate.simulate_low_light(original, np.random.default_rng(0))
+    np.testing.assert_array_equal(dark, again)
+    assert dark.dtype == np.uint8 and dark.shape == original.shape
+    # a 0.08 exposure under a 2.2 gamma scales mid-tones by 0.08 ** (1 / 2.2) ~ 0.32
+    assert 0.2 < dark.mean() / original.mean() < 0.45
+    noise_free = np.round(255 * ((original / 255.0) ** 2.2 * 0.08) ** (1 / 2.2))
+    assert 1.0 < np.std(dark - noise_free) < 10.0
+
+
+def test_output_names_never_overwrite(random_checkpoints, tmp_path, capsys):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    image = np.random.default_rng(0).integers(0, 60, (20, 24, 3), dtype=np.uint8)
+    Image.fromarray(image).save(folder / 'a.png')
+    Image.fromarray(image).save(folder / 'a.bmp')             # same stem
+    Image.fromarray(image).save(folder / 'b_kindle.png')      # looks like an output
+    (folder / 'b.png').write_bytes((folder / 'b_kindle.png').read_bytes())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    status, out, _ = run_cli(capsys, '--input', str(folder), '--output', str(folder),
+                             '--checkpoint_dir', random_checkpoints, '--no_progress')
+    assert status == 0
+    for name, content in before.items():
+        assert (folder / name).read_bytes() == content          # no input was touched
+    produced = sorted(set(os.listdir(folder)) - set(before))
+    assert produced == ['a_kindle-1.png', 'a_kindle.png', 'b_kindle-1.png', 'b_kindle_kindle.png']
+
+
+def test_tiles_cover_the_image_on_the_grid():
+    spans = evaluate._tiles(1000, 256, 128)
+    assert [s[2:] for s in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
+    assert all(start % 16 == 0 for start, _, _, _ in spans)
+    assert all(core_start - start in (0, 128) and stop - core_stop in (0, 128)
+               for start, stop, core_start, core_stop in spans)
+
+
+@pytest.mark.slow
+def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
+    """1200x1800 in 512-px tiles (3 x 4 tiles, 128-px margins) equals the whole-image result."""
+    rng = np.random.default_rng(0)
+    coarse = rng.random((12, 18, 3)).astype(np.float32)
+    smooth = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((1800, 1200), Image.BICUBIC))
+    image = utils.normalise(smooth / 255.0 * 0.2 + rng.normal(0, 0.01, smooth.shape))
+    kind = evaluate.KinD(random_checkpoints, tile_size=0)
+    whole = kind.enhance(image, 5.0, 'fusion')
+    kind.tile_size = 512
+    tiled = kind.enhance(image, 5.0, 'fusion')
+    assert np.abs(tiled - whole).max() <= 1.0 / 255
+    assert np.abs(tiled - whole).max() < 1e-5     # in fact equal to float32 round-off
+    kind.close()

@@ -1,0 +1,113 @@
+"""The three trainers end to end on a tiny generated LOL tree: weights, samples, logs, options,
+real resume (same weights as an uninterrupted run), and the stage 1 -> 2/3 chain."""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import model
+import utils
+from decomposition_net_train import DecompositionStage
+from illumination_adjustment_net_train import AdjustmentStage
+from reflectance_restoration_net_train import RestorationStage
+
+tf = utils.import_tensorflow()
+
+COMMON = ['--batch_size', '2', '--patch_size', '32', '--no_progress', '--seed', '5', '--log_every', '1']
+
+
+def train(stage, data, checkpoint_dir, *flags):
+    return utils.train(stage, COMMON + ['--data_dir', data, '--checkpoint_dir', checkpoint_dir] + list(flags))
+
+
+def weights(folder):
+    """{name: array} of the latest checkpoint in `folder`."""
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(folder))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def run_state_step(checkpoint_dir, stage_name):
+    prefix = tf.train.latest_checkpoint(os.path.join(checkpoint_dir, 'runs', stage_name, 'state'))
+    return int(tf.train.load_checkpoint(prefix).get_tensor('global_step'))
+
+
+@pytest.fixture(scope='module')
+def stage1(tiny_lol, tmp_path_factory):
+    """Stage 1 trained for 3 steps (4 pairs, batch 2: 2 steps per epoch, samples every epoch)."""
+    checkpoint_dir = str(tmp_path_factory.mktemp('stage1'))
+    assert train(DecompositionStage(), tiny_lol, checkpoint_dir, '--max_steps', '3',
+                 '--sample_every', '1') == 0
+    return checkpoint_dir
+
+
+def test_decomposition_trainer_outputs(stage1):
+    saved = weights(os.path.join(stage1, 'decom_net_train'))
+    assert len(saved) == 18 and sum(a.size for a in saved.values()) == model.PARAM_COUNTS['DecomNet']
+    assert all(name.startswith('DecomNet/') and 'Adam' not in name for name in saved)
+    assert run_state_step(stage1, 'decomposition') == 3
+    run_dir = os.path.join(stage1, 'runs', 'decomposition')
+    options = json.load(open(os.path.join(run_dir, 'options.json')))
+    assert options['batch_size'] == 2 and options['steps_per_epoch'] == 2 and options['epochs'] == 2000
+    assert sorted(os.listdir(os.path.join(run_dir, 'samples'))) == ['1_epoch0001.png', '2_epoch0001.png']
+    events = glob.glob(os.path.join(run_dir, 'logs', 'events.out.tfevents.*'))
+    tags = {v.tag for e in events for event in tf.train.summary_iterator(e) for v in event.summary.value}
+    assert {'loss/total', 'loss/recon_low', 'loss/equal_R', 'loss/i_mutual', 'learning_rate',
+            'samples/1'} <= tags
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_lol, tmp_path):
+    """Steps 0-2 then 2-4 (Adam slots, step and sampler restored) give the weights of 0-4."""
+    straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
+    assert train(DecompositionStage(), tiny_lol, straight, '--max_steps', '4') == 0
+    assert train(DecompositionStage(), tiny_lol, split, '--max_steps', '2') == 0
+    assert run_state_step(split, 'decomposition') == 2
+    assert train(DecompositionStage(), tiny_lol, split, '--max_steps', '4') == 0
+    assert run_state_step(split, 'decomposition') == 4
+    expected, actual = weights(os.path.join(straight, 'decom_net_train')), weights(os.path.join(split, 'decom_net_train'))
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize('stage_class,folder,count', [
+    (RestorationStage, 'Restoration_net_train', model.PARAM_COUNTS['Restoration_net']),
+    (AdjustmentStage, 'illumination_adjust_net_train', model.PARAM_COUNTS['Illumination_adjust_net']),
+])
+def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys, stage_class, folder, count):
+    checkpoint_dir = str(tmp_path / 'checkpoint')
+    shutil.copytree(os.path.join(stage1, 'decom_net_train'), os.path.join(checkpoint_dir, 'decom_net_train'))
+    stage = stage_class()
+    assert train(stage, tiny_lol, checkpoint_dir, '--max_steps', '2', '--sample_every', '1') == 0
+    first = weights(os.path.join(checkpoint_dir, folder))
+    assert sum(a.size for a in first.values()) == count
+    assert run_state_step(checkpoint_dir, stage.name) == 2
+    samples = os.listdir(os.path.join(checkpoint_dir, 'runs', stage.name, 'samples'))
+    assert sorted(samples) == ['1_epoch0001.png', '2_epoch0001.png']
+    capsys.readouterr()
+    assert train(stage_class(), tiny_lol, checkpoint_dir, '--max_steps', '3') == 0
+    assert 'resumed from' in capsys.readouterr().out
+    assert run_state_step(checkpoint_dir, stage.name) == 3
+    second = weights(os.path.join(checkpoint_dir, folder))
+    assert any(not np.array_equal(first[n], second[n]) for n in first)
+    # the frozen DecomNet is what stage 1 wrote
+    decom_vars = {n: a for n, a in weights(os.path.join(checkpoint_dir, 'runs', stage.name, 'state')).items()
+                  if n.startswith('DecomNet/') and 'Adam' not in n}
+    for name, array in weights(os.path.join(stage1, 'decom_net_train')).items():
+        np.testing.assert_array_equal(decom_vars[name], array)
+
+
+def test_restoration_learning_rate_schedule():
+    stage, args = RestorationStage(), utils.training_parser(RestorationStage()).parse_args([])
+    rates = [stage.learning_rate(e, args) for e in (0, 800, 801, 1250, 1251, 1500, 1501, 1999)]
+    np.testing.assert_allclose(rates, [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5, 1e-5, 1e-5])
+
+
+def test_defaults_are_the_spec_table():
+    expected = {DecompositionStage: (10, 48, 2000, 1e-4), RestorationStage: (4, 384, 1000, 1e-4),
+                AdjustmentStage: (10, 48, 2000, 1e-4)}
+    for stage_class, values in expected.items():
+        args = utils.training_parser(stage_class()).parse_args([])
+        assert (args.batch_size, args.patch_size, args.epochs, args.learning_rate) == values
+        assert args.data_dir == './LOLdataset' and args.checkpoint_dir == './checkpoint'
