@@ -378,6 +378,8 @@ def restore_net(sess, variables, folder, what):
     """Load `variables` by name from the latest checkpoint in `folder` after checking names and
     shapes; adds no ops, so it works on finalized graphs. Returns the checkpoint prefix."""
     tf = _tf()
+    if not variables:
+        raise ValueError('no variables to restore for %s (is its graph the default graph?)' % what)
     prefix = latest_checkpoint(folder)
     if prefix is None:
         raise UserError('no %s checkpoint in %s/ (train it with the trainer named in the README, '
