@@ -1,30 +1,14 @@
-"""Stage 2 (reflectance restoration) on an NVIDIA GPU with PyTorch, for machines where TensorFlow is
-not installed. A line-for-line mirror of the TensorFlow stage: the same DecomNet and
-Restoration_net (spec 3.2-3.3, weights exchanged under the authors' variable names), the same loss
-(spec 5.2: squared error + 1 - SSIM + gray-gradient difference against R_high^1.2), the same data
-(utils.PatchSampler, utils.load_pairs) and the TF1 Adam update. tests/test_torch_mirror.py checks it
-against the TensorFlow code and the oracle. See gpu/README.md for the workflow.
-
-  python gpu/restoration_torch.py --data_dir LOLdataset --decom_weights decom.npz \
-      --run_dir /tmp/run --steps 40000 --out weights.npz
+"""PyTorch mirror of KinD's DecomNet and Restoration_net and of the stage 1-2 losses, for GPU
+machines without TensorFlow (gpu/train_torch.py). Same layers, padding, pooling and transposed-conv
+cropping as model.py (spec 3.2-3.3), weights exchanged under the authors' TF variable names and
+layouts; same losses as losses.py (spec 4-5.2); TF1's Adam update. tests/test_torch_mirror.py
+checks all of it against the oracle.
 """
-import argparse
-import csv
-import os
-import queue
-import sys
-import threading
-import time
-
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402  (numpy/PIL only: no TensorFlow import)
-
-TARGET_POWER = 1.2
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)     # tf.image.rgb_to_grayscale
 SSIM_SIZE, SSIM_SIGMA, SSIM_C1, SSIM_C2 = 11, 1.5, 0.01 ** 2, 0.03 ** 2
 ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
@@ -176,6 +160,29 @@ def ssim(x, y):
             / ((mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (var_x + var_y + SSIM_C2))).mean()
 
 
+def mean_gradient_terms(x):
+    """{'x': G_x(x), 'y': G_y(x)}."""
+    return {d: gradient(x, d) for d in 'xy'}
+
+
+def decomposition_losses(image_low, image_high, low, high, weights):
+    """Stage-1 terms (losses.decomposition_losses) and their total under `weights`."""
+    (r_low, i_low), (r_high, i_high) = low, high
+    g_low, g_high = mean_gradient_terms(i_low), mean_gradient_terms(i_high)
+    terms = {
+        'recon_low': (r_low * i_low - image_low).abs().mean(),
+        'recon_high': (r_high * i_high - image_high).abs().mean(),
+        'equal_R': (r_low - r_high).abs().mean(),
+        'i_mutual': sum((g_low[d] + g_high[d]) * torch.exp(-10.0 * (g_low[d] + g_high[d]))
+                        for d in 'xy').mean(),
+    }
+    for name, gradients, image in (('i_smooth_low', g_low, image_low), ('i_smooth_high', g_high, image_high)):
+        guide = mean_gradient_terms(gray(image))
+        terms[name] = sum(gradients[d] / torch.clamp(guide[d], min=0.01) for d in 'xy').mean()
+    terms['total'] = sum(weights[k] * terms[k] for k in weights)
+    return terms
+
+
 def restoration_losses(restored, target):
     gray_restored, gray_target = gray(restored), gray(target)
     terms = {
@@ -201,134 +208,3 @@ class TF1Adam(torch.optim.Adam):
         for group in self.param_groups:
             group['eps'] = ADAM_EPSILON / np.sqrt(1.0 - ADAM_BETA2 ** self.steps_taken)
         return super().step(closure)
-
-
-# --- training -------------------------------------------------------------------------------------
-
-def to_torch(array, device):
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).to(device)
-
-
-def decompose(decom, pairs, device):
-    """(R_low, I_low, R_high^1.2) per pair, HxWxC float32, DecomNet run once per full image."""
-    items = []
-    with torch.no_grad():
-        for low, high in pairs:
-            r_low, i_low = decom(to_torch(low[None], device))
-            r_high, _ = decom(to_torch(high[None], device))
-            as_numpy = lambda t: t[0].permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
-            items.append((as_numpy(r_low), as_numpy(i_low),
-                          np.power(as_numpy(r_high), np.float32(TARGET_POWER))))
-    return items
-
-
-def learning_rate(step, args):
-    """The authors' step-down (1e-4 for 801 of 1000 epochs, then 5e-5) as a fraction of the steps."""
-    return args.learning_rate * (1.0 if step < args.decay_fraction * args.steps else 0.5)
-
-
-def batches(sampler, batch_size, depth=4):
-    """Patch batches prepared by a background thread (the sampler itself stays single-threaded)."""
-    ready = queue.Queue(maxsize=depth)
-
-    def work():
-        while True:
-            batch = sampler.next_batch(batch_size)
-            ready.put((batch, sampler.state()))
-
-    threading.Thread(target=work, daemon=True).start()
-    while True:
-        yield ready.get()
-
-
-def train(args):
-    torch.manual_seed(args.seed)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    torch.backends.cudnn.benchmark = True
-    decom = DecomNet().to(device).eval()
-    load_tf_arrays(decom, np.load(args.decom_weights))
-    names, pairs = utils.training_pairs(args, args.patch_size)
-    items = decompose(decom, pairs, device)
-    del pairs, decom
-    net = RestorationNet().to(device).to(memory_format=torch.channels_last)
-    optimizer = TF1Adam(net.parameters(), args.learning_rate)
-    sampler = utils.PatchSampler(items, args.patch_size, seed=args.seed)
-    os.makedirs(args.run_dir, exist_ok=True)
-    state_path, step = os.path.join(args.run_dir, 'state.pt'), 0
-    if os.path.exists(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        net.load_state_dict(state['net'])
-        optimizer.load_state_dict(state['optimizer'])
-        optimizer.steps_taken = step = state['step']
-        sampler.restore(state['sampler'])
-        print('resumed at step %d' % step, flush=True)
-    log = open(os.path.join(args.run_dir, 'losses.csv'), 'a', newline='')
-    writer = csv.writer(log)
-    if step == 0:
-        writer.writerow(['step', 'total', 'square', 'ssim', 'grad', 'learning_rate', 'seconds'])
-
-    def save(sampler_state):
-        torch.save({'net': net.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
-                    'sampler': sampler_state}, state_path + '.tmp')
-        os.replace(state_path + '.tmp', state_path)
-        np.savez(args.out, **tf_arrays(net))
-
-    started = last_save = time.time()
-    deadline = started + 60 * args.minutes if args.minutes else None
-    autocast = torch.autocast('cuda', dtype=torch.bfloat16, enabled=args.bf16 and device.type == 'cuda')
-    sampler_state, stream = sampler.state(), batches(sampler, args.batch_size)
-    while step < args.steps and not (deadline and time.time() > deadline):
-        (r_low, i_low, target), sampler_state = next(stream)
-        for group in optimizer.param_groups:
-            group['lr'] = learning_rate(step, args)
-        r_low, i_low, target = (to_torch(a, device).contiguous(memory_format=torch.channels_last)
-                                for a in (r_low, i_low, target))
-        with autocast:
-            restored = net(r_low, i_low)
-        terms = restoration_losses(restored.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        terms['total'].backward()
-        optimizer.step()
-        step += 1
-        if step % args.log_every == 0:
-            values = {k: v.item() for k, v in terms.items()}
-            if not all(np.isfinite(v) for v in values.values()):
-                print('non-finite loss at step %d: %s' % (step, values), flush=True)
-                return 1
-            writer.writerow([step] + ['%.6g' % values[k] for k in ('total', 'square', 'ssim', 'grad')]
-                            + ['%g' % learning_rate(step - 1, args), '%.1f' % (time.time() - started)])
-            log.flush()
-            print('step %d %s %.1fs' % (step, ' '.join('%s=%.4f' % kv for kv in values.items()),
-                                        time.time() - started), flush=True)
-        if time.time() - last_save > 60 * args.save_every_minutes:
-            save(sampler_state)
-            last_save = time.time()
-    save(sampler_state)
-    print('stopped at step %d after %.0fs; weights in %s' % (step, time.time() - started, args.out))
-    return 0
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data_dir', default='./LOLdataset', help='holds our485/{low,high}')
-    parser.add_argument('--decom_weights', required=True, help='DecomNet weights as TF-named npz '
-                        '(gpu/convert.py export)')
-    parser.add_argument('--run_dir', required=True, help='resumable state and losses.csv')
-    parser.add_argument('--out', required=True, help='Restoration_net weights, TF-named npz')
-    parser.add_argument('--steps', type=int, default=40000, help='total optimizer steps')
-    parser.add_argument('--minutes', type=float, default=0, help='stop (and save) after this long')
-    parser.add_argument('--batch_size', type=int, default=4)
-    parser.add_argument('--patch_size', type=int, default=384)
-    parser.add_argument('--learning_rate', type=float, default=1e-4)
-    parser.add_argument('--decay_fraction', type=float, default=0.801,
-                        help='fraction of --steps at 1e-4 before halving (authors: 801/1000 epochs)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--bf16', action='store_true', help='bf16 autocast for the net (loss in float32)')
-    parser.add_argument('--log_every', type=int, default=50)
-    parser.add_argument('--save_every_minutes', type=float, default=2.0)
-    parser.add_argument('--no_progress', action='store_true', default=True, help=argparse.SUPPRESS)
-    return train(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The PyTorch mirror of stage 2 (gpu/restoration_torch.py) computes what the TensorFlow code and
+"""The PyTorch mirror (gpu/kind_torch.py, gpu/train_torch.py) computes what the TensorFlow code and
 the authors' oracle compute. Skipped where PyTorch is not installed (it is not a requirement)."""
 import os
 import sys
@@ -12,7 +12,8 @@ from conftest import REFERENCE_CHECKPOINTS, ROOT, needs_reference
 torch = pytest.importorskip('torch')
 sys.path.insert(0, os.path.join(ROOT, 'gpu'))
 import convert  # noqa: E402
-import restoration_torch as mirror  # noqa: E402
+import kind_torch as mirror  # noqa: E402
+import train_torch  # noqa: E402
 
 pytestmark = needs_reference
 
@@ -59,6 +60,27 @@ def test_losses_and_gradient_match_the_oracle(oracle):
         np.testing.assert_allclose(to_numpy(actual)[0], oracle['gradient_%s_I_crop_b' % direction], atol=1e-5)
 
 
+def test_decomposition_losses_and_adam_step_match_the_oracle(nets, oracle):
+    decom = nets[0]
+    state = {k: v.clone() for k, v in decom.state_dict().items()}
+    low, high = to_torch(oracle['loss_batch_low']), to_torch(oracle['loss_batch_high'])
+    terms = mirror.decomposition_losses(low, high, decom(low), decom(high),
+                                        train_torch.AUTHORS_DECOMPOSITION_WEIGHTS)
+    keys = {'recon_low': 'decom_loss_recon_low', 'recon_high': 'decom_loss_recon_high',
+            'equal_R': 'decom_loss_equal_R', 'i_mutual': 'decom_loss_i_mutual',
+            'i_smooth_low': 'decom_loss_i_input_mutual_low',
+            'i_smooth_high': 'decom_loss_i_input_mutual_high', 'total': 'decom_loss_total'}
+    for term, key in keys.items():
+        np.testing.assert_allclose(terms[term].item(), oracle[key], rtol=1e-5, err_msg=term)
+    optimizer = mirror.TF1Adam(decom.parameters(), 1e-4)
+    optimizer.zero_grad()
+    terms['total'].backward()
+    optimizer.step()
+    np.testing.assert_allclose(decom.g_conv10.weight.detach().permute(2, 3, 1, 0).numpy(),
+                               oracle['decom_step1_g_conv10_weights'], atol=1e-6)
+    decom.load_state_dict(state)
+
+
 def test_one_tf1_adam_step_matches_the_oracle(nets, oracle):
     restoration = nets[1]
     state = {k: v.clone() for k, v in restoration.state_dict().items()}
@@ -86,3 +108,21 @@ def test_weights_round_trip_through_tf_names(nets, tmp_path):
     for name, array in arrays.items():
         np.testing.assert_array_equal(back[name], array)
     assert utils.latest_checkpoint(str(tmp_path / 'decom_net_train')).endswith('model.ckpt-7')
+
+
+def test_training_commands_run_and_resume(tiny_lol, tmp_path, capsys):
+    """A few CPU steps of each command; a second call resumes the step count."""
+    decom, run = str(tmp_path / 'decom.npz'), str(tmp_path / 'run1')
+    common = ['--data_dir', tiny_lol, '--batch_size', '2', '--log_every', '1']
+    assert train_torch.main(['decomposition', '--run_dir', run, '--out', decom, '--steps', '2', '--patch_size', '32']
+                            + common) == 0
+    assert train_torch.main(['decomposition', '--run_dir', run, '--out', decom, '--steps', '3', '--patch_size', '32']
+                            + common) == 0
+    assert 'resumed at step 2' in capsys.readouterr().out
+    assert len(np.load(decom).files) == 18
+    restoration = str(tmp_path / 'restoration.npz')
+    assert train_torch.main(['restoration', '--decom_weights', decom, '--run_dir', str(tmp_path / 'run2'),
+                             '--out', restoration, '--steps', '2', '--patch_size', '32'] + common) == 0
+    assert len(np.load(restoration).files) == 42
+    assert train_torch.main(['pick', '--data_dir', tiny_lol, '--out', str(tmp_path / 'chosen.npz'), decom]) == 0
+    assert 'picked' in capsys.readouterr().out
