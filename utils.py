@@ -114,8 +114,12 @@ def to_uint8(image):
 
 
 def save_image(path, image):
-    """Save a float image in [0, 1] as an 8-bit PNG (batch axis and 1-channel axis squeezed)."""
-    array = to_uint8(np.squeeze(image))
+    """Save a float image in [0, 1] as an 8-bit PNG (a batch axis of 1 and a 1-channel axis dropped)."""
+    array = to_uint8(image)
+    if array.ndim == 4:
+        array = array[0]
+    if array.shape[-1] == 1:
+        array = array[..., 0]
     atomic_write(path, lambda f: Image.fromarray(array).save(f, 'png'))
 
 
@@ -365,13 +369,17 @@ def check_checkpoint(prefix, variables):
         raise UserError('%s: unreadable checkpoint (%s)' % (prefix, str(error).splitlines()[0]))
     for variable in variables:
         name, shape = variable.op.name, variable.shape.as_list()
-        if name not in stored:
-            others = ', '.join(sorted({n.split('/')[0] for n in stored})[:3]) or 'nothing'
-            raise UserError('%s: variable %s is missing (the checkpoint holds %s: a checkpoint of '
-                            'another net?)' % (prefix, name, others))
-        if list(stored[name]) != shape:
+        if name in stored and list(stored[name]) != shape:
             raise UserError('%s: variable %s has shape %s, the net needs %s'
                             % (prefix, name, list(stored[name]), shape))
+    missing = [v.op.name for v in variables if v.op.name not in stored]
+    if missing:
+        if len(missing) == len(variables):
+            others = ', '.join(sorted({n.split('/')[0] for n in stored})[:3]) or 'nothing'
+            raise UserError('%s: variable %s is missing (the checkpoint holds %s variables: a '
+                            'checkpoint of another net?)' % (prefix, missing[0], others))
+        raise UserError('%s: variable %s is missing (%d of %d absent)'
+                        % (prefix, missing[0], len(missing), len(variables)))
 
 
 def restore_net(sess, variables, folder, what):

@@ -70,7 +70,7 @@ class Run:
             net.load_state_dict(state['net'])
             self.optimizer.load_state_dict(state['optimizer'])
             self.optimizer.steps_taken = self.step = state['step']
-            self.total = state['total']
+            self.total = args.steps if args.steps is not None else state['total']
             sampler.restore(state['sampler'])
             print('resumed at step %d of %s' % (self.step, self.total), flush=True)
         new_log = not os.path.exists(os.path.join(args.run_dir, 'losses.csv'))
