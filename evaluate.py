@@ -14,6 +14,7 @@ and the mode defaults to plain (the authors' LOL evaluation); otherwise fusion w
 """
 import argparse
 import concurrent.futures
+import json
 import math
 import os
 import sys
@@ -38,9 +39,11 @@ TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
 DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
 DEFAULT_TILE_SIZE = 1024          # core side of a tile; images up to this many pixels run whole
 MODES = ('fusion', 'plain')
+PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision, opt-in
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 OUTPUT_SUFFIX = '_kindle'
+AUTO_RATIO_FILE = 'auto_ratio.json'   # written by illumination_adjustment_net_train.py
 
 
 def _gaussian_taps():
@@ -92,7 +95,9 @@ class KinD:
     stitched result equals the untiled one. None or 0 disables tiling.
     """
 
-    def __init__(self, checkpoint_dir='./checkpoint', tile_size=DEFAULT_TILE_SIZE, session_config=None):
+    def __init__(self, checkpoint_dir='./checkpoint', tile_size=DEFAULT_TILE_SIZE, precision='float32'):
+        if precision not in PRECISIONS:
+            raise utils.UserError('precision must be one of %s, got %r' % (', '.join(PRECISIONS), precision))
         if tile_size and tile_size % TILE_ALIGN:
             raise utils.UserError('--tile_size must be a multiple of %d, got %d' % (TILE_ALIGN, tile_size))
         self.tile_size = tile_size
@@ -110,12 +115,13 @@ class KinD:
                 'fusion': illumination * self.image + (1.0 - illumination) * enhanced,
                 'illumination': illumination,
             }
-            self.session = tf.Session(config=session_config)
+            self.session = tf.Session(config=session_config(precision))
             self.checkpoints = {
                 scope: utils.restore_net(self.session, model.net_variables(scope),
                                          os.path.join(checkpoint_dir, folder), scope)
                 for scope, folder in WEIGHT_FOLDERS.items()}
         self.graph.finalize()
+        self.auto_ratio_path = os.path.join(checkpoint_dir, WEIGHT_FOLDERS[model.ADJUST_SCOPE], AUTO_RATIO_FILE)
 
     def close(self):
         self.session.close()
@@ -147,12 +153,36 @@ class KinD:
         return float(np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
                              dtype=np.float32))
 
+    def auto_ratio(self, image):
+        """A ratio without ground truth: exp(log_scale) * mean(I_low) ** exponent, the fit the
+        stage-3 trainer made on its training pairs (auto_ratio.json beside the adjustment weights)."""
+        if not hasattr(self, '_auto_ratio_fit'):
+            if not os.path.isfile(self.auto_ratio_path):
+                raise utils.UserError('--ratio auto needs %s (written by illumination_adjustment_net_train.py; '
+                                      'run it with --fit_auto_ratio_only to make it)' % self.auto_ratio_path)
+            with open(self.auto_ratio_path) as stream:
+                self._auto_ratio_fit = json.load(stream)
+        fit = self._auto_ratio_fit
+        mean_illumination = max(float(np.mean(self.illumination(image))), RATIO_EPSILON)
+        return float(np.exp(fit['log_scale']) * mean_illumination ** fit['exponent'])
+
     def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1)."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         check_ratio(ratio)
         return self._run(mode, np.asarray(image, np.float32), TILE_MARGIN, ratio)
+
+
+def session_config(precision):
+    """TF session options. bfloat16 turns on oneDNN's automatic mixed precision (the nets' convs in
+    bf16 on CPUs with AVX512-BF16/AMX); float32 keeps TF's defaults."""
+    config = tf.ConfigProto()
+    if precision == 'bfloat16':
+        from tensorflow.core.protobuf import rewriter_config_pb2
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
+            rewriter_config_pb2.RewriterConfig.ON
+    return config
 
 
 def check_ratio(ratio):
@@ -214,12 +244,14 @@ def write_demo_images(folder):
 # --------------------------------------------------------------------------------------------------
 
 def parse_ratio(text):
+    if text == 'auto':
+        return text
     try:
         value = float(text)
     except ValueError:
         value = float('nan')
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError('--ratio must be a positive finite number, got %r' % text)
+        raise argparse.ArgumentTypeError('--ratio must be a positive finite number or "auto", got %r' % text)
     return value
 
 
@@ -234,8 +266,9 @@ def build_parser():
                         'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
                         'decomposed ground truth (the LOL protocol)')
     parser.add_argument('--ratio', type=parse_ratio, default=None,
-                        help='illumination ratio alpha (default %.1f, as released; with --high: '
-                             'from the ground truth)' % DEFAULT_RATIO)
+                        help='illumination ratio alpha, or "auto" (from the decomposed input\'s mean '
+                             'illumination, fitted on the training set; no ground truth needed). '
+                             'Default %.1f, as released; with --high: from the ground truth' % DEFAULT_RATIO)
     parser.add_argument('--mode', choices=MODES, default=None,
                         help='fusion: gray trick + fusion with the input (released evaluate.py); '
                              'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
@@ -322,7 +355,9 @@ def run(args):
         raise utils.UserError('--high %s: folder not found' % args.high)
     if args.ratio is None and args.high is not None and not demo:
         ratio_source = 'ground truth'
-    ratio = args.ratio if args.ratio is not None else DEFAULT_RATIO
+    elif args.ratio == 'auto':
+        ratio_source = 'auto'
+    ratio = args.ratio if isinstance(args.ratio, float) else DEFAULT_RATIO
     mode = args.mode or ('plain' if ratio_source == 'ground truth' else 'fusion')
 
     images, skipped = list_inputs(args.input)
@@ -340,9 +375,8 @@ def run(args):
                               % (args.output, error.strerror or error))
 
     kind = KinD(args.checkpoint_dir, tile_size=args.tile_size)
-    print('mode %s, ratio %s; weights: %s' % (
-        mode, 'from the decomposed ground truth' if ratio_source == 'ground truth' else ratio,
-        ', '.join(kind.checkpoints.values())))
+    print('mode %s, ratio %s; weights: %s' % (mode, RATIO_SOURCES.get(ratio_source, ratio),
+                                               ', '.join(kind.checkpoints.values())))
     inputs = {os.path.realpath(p) for p in images}
     taken, rows, failures, notes_said = set(), [], [], set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -358,7 +392,12 @@ def run(args):
                     if note not in notes_said:
                         notes_said.add(note)
                         _say(iterator, 'note: %s: %s (said once)' % (path, note))
-                alpha = kind.ground_truth_ratio(image, high) if ratio_source == 'ground truth' else ratio
+                if ratio_source == 'ground truth':
+                    alpha = kind.ground_truth_ratio(image, high)
+                elif ratio_source == 'auto':
+                    alpha = kind.auto_ratio(image)
+                else:
+                    alpha = ratio
                 output = kind.enhance(image, alpha, mode)
             except utils.UserError as error:
                 failures.append(str(error))
@@ -385,6 +424,10 @@ def run(args):
     return 0
 
 
+RATIO_SOURCES = {'ground truth': 'from the decomposed ground truth (LOL protocol)',
+                 'auto': 'auto (from the decomposed input, no ground truth)'}
+
+
 def _tqdm(items):
     from tqdm import tqdm
     return tqdm(items, desc='enhancing', unit='image', dynamic_ncols=True)
@@ -400,8 +443,7 @@ def print_table(rows, mode, ratio_source, ratio):
         return
     print()
     print('Protocol: %s' % utils.METRIC_PROTOCOL)
-    print('Pipeline: mode %s, ratio %s' % (mode, 'from the decomposed ground truth (LOL protocol)'
-                                          if ratio_source == 'ground truth' else '%g (fixed)' % ratio))
+    print('Pipeline: mode %s, ratio %s' % (mode, RATIO_SOURCES.get(ratio_source, '%g (fixed)' % ratio)))
     print('%-24s %8s %8s %8s' % ('image', 'ratio', 'PSNR', 'SSIM'))
     for name, alpha, psnr, ssim in rows:
         print('%-24s %8.4f %8.4f %8.4f' % (name, alpha, psnr, ssim))

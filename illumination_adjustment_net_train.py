@@ -31,6 +31,22 @@ def ratio_transform(crops, rng):
     return [source, np.full(source.shape, ratio, dtype=np.float32), target]
 
 
+AUTO_RATIO_FILE = 'auto_ratio.json'
+
+
+def fit_auto_ratio(illumination_pairs):
+    """Fit log(alpha) = log_scale + exponent * log(mean I_low) by least squares over training pairs,
+    alpha being the ground-truth ratio of spec 7b: an automatic ratio that needs no ground truth
+    (evaluate.py --ratio auto). Returns the JSON-able fit."""
+    mean_low = np.array([np.mean(i_low) for i_low, _ in illumination_pairs], np.float64)
+    alpha = np.array([ground_truth_ratio(i_low, i_high) for i_low, i_high in illumination_pairs], np.float64)
+    exponent, log_scale = np.polyfit(np.log(mean_low), np.log(alpha), 1)
+    residual = np.log(alpha) - (log_scale + exponent * np.log(mean_low))
+    return {'log_scale': float(log_scale), 'exponent': float(exponent), 'pairs': len(alpha),
+            'rms_log_error': float(np.sqrt(np.mean(residual ** 2))),
+            'formula': 'alpha = exp(log_scale) * mean(I_low) ** exponent'}
+
+
 def ground_truth_ratio(illumination_low, illumination_high):
     """Plain-mode LOL estimator alpha = mean(I_high / (I_low + 1e-4)) (spec 7b)."""
     return np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
@@ -49,6 +65,9 @@ class AdjustmentStage(utils.Stage):
 
     def add_arguments(self, parser):
         utils.add_authors_split_argument(parser)
+        parser.add_argument('--fit_auto_ratio_only', action='store_true',
+                            help='only decompose the training pairs and write %s (every run writes '
+                                 'it) for evaluate.py --ratio auto' % AUTO_RATIO_FILE)
 
     def build(self, args):
         self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
@@ -77,7 +96,14 @@ class AdjustmentStage(utils.Stage):
         self.samples = [(name, utils.decompose_pairs(sess, self.image, self.decomposition,
                                                      [(low, high)])[0])
                         for name, (low, high) in samples]
-        return [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
+        items = [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
+        weights_dir = os.path.join(args.checkpoint_dir, self.weights_subdir)
+        os.makedirs(weights_dir, exist_ok=True)
+        utils.write_json(os.path.join(weights_dir, AUTO_RATIO_FILE), fit_auto_ratio(items))
+        return items
+
+    def prepare_only(self, args):
+        return args.fit_auto_ratio_only
 
     def write_samples(self, sess, epoch, folder):
         grids = []

@@ -431,6 +431,10 @@ class Stage:
         """Per-sample transform for PatchSampler, or None."""
         return None
 
+    def prepare_only(self, args):
+        """True when this run only prepares (writes derived files) and trains nothing."""
+        return False
+
     def write_samples(self, sess, epoch, folder):
         """Write labelled grids for epoch `epoch` into `folder`; return [(tag, uint8 grid)]."""
         return []
@@ -539,7 +543,8 @@ class _Trainer:
             random.seed(args.seed)
             np.random.seed(args.seed)
         resuming = latest_checkpoint(self.state_dir) is not None
-        if not resuming and latest_checkpoint(self.weights_dir) and not args.init_from_checkpoint:
+        if (not resuming and latest_checkpoint(self.weights_dir) and not args.init_from_checkpoint
+                and not stage.prepare_only(args)):
             raise UserError('%s already holds weights and %s has no run state to resume: pass '
                             '--init_from_checkpoint to fine-tune from them, or choose another '
                             '--checkpoint_dir to train from scratch' % (self.weights_dir, args.run_dir))
@@ -555,6 +560,8 @@ class _Trainer:
         with tf.Session(graph=graph.graph) as sess:
             sess.run(graph.init)
             items = stage.prepare(args, sess)
+            if stage.prepare_only(args):
+                return 0
             steps_per_epoch = len(items) // args.batch_size
             if steps_per_epoch == 0:
                 raise UserError('%d training pairs are fewer than the batch size %d'

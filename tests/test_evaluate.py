@@ -152,3 +152,24 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
     assert np.abs(tiled - whole).max() <= 1.0 / 255
     assert np.abs(tiled - whole).max() < 1e-5     # in fact equal to float32 round-off
     kind.close()
+
+
+def test_auto_ratio_uses_the_fit_beside_the_adjustment_weights(random_checkpoints, pairs, tmp_path, capsys):
+    import json
+    import shutil
+    checkpoints = tmp_path / 'ck'
+    shutil.copytree(random_checkpoints, checkpoints)
+    common = ['--input', os.path.join(pairs, 'low'), '--output', str(tmp_path / 'o'),
+              '--checkpoint_dir', str(checkpoints), '--no_progress', '--ratio', 'auto']
+    status, out, _ = run_cli(capsys, *common)
+    assert status == 1 and 'auto_ratio.json' in out and '--fit_auto_ratio_only' in out
+    fit = {'log_scale': 0.5, 'exponent': -0.75}
+    (checkpoints / 'illumination_adjust_net_train' / 'auto_ratio.json').write_text(json.dumps(fit))
+    kind = evaluate.KinD(str(checkpoints))
+    image = utils.load_image(os.path.join(pairs, 'low', '2.png'))
+    expected = np.exp(0.5) * float(np.mean(kind.illumination(image))) ** -0.75
+    assert kind.auto_ratio(image) == pytest.approx(expected, rel=1e-6)
+    kind.close()
+    status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'))
+    assert status == 0 and 'ratio auto (from the decomposed input, no ground truth)' in out
+    assert table_rows(out)['2.png'][0] == pytest.approx(expected, abs=1e-4)

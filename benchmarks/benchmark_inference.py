@@ -1,0 +1,148 @@
+"""Inference speed and memory: the released pipeline's structure against ours, same machine, same run.
+
+  python benchmarks/benchmark_inference.py                 # timings + peak RSS (a few minutes)
+  python benchmarks/benchmark_inference.py --rss 4000x3000 # only the peak-RSS child run
+
+Released structure (spec 7c): three nets with separate placeholders, three session.run calls per
+image with R, I, R_hat, I_hat fetched to numpy and fed back, the ratio map built in numpy, the gray
+trick (skimage rgb2gray + gaussian) and the fusion in numpy, whole image, batch 1.
+Ours: evaluate.KinD: one graph, one session.run per image (per tile for large images), gray trick
+and fusion in TF ops. Times are medians of --repeats runs after one warm-up, on the LOL image
+eval15/low/1.png (600x400) and the same image resized to 2400x1600 (bicubic); without LOL data a
+smooth synthetic image stands in. Weights: --checkpoint_dir (default ./checkpoint); timings do not
+depend on the weights' values.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import utils  # noqa: E402
+tf = utils.import_tensorflow()
+import evaluate  # noqa: E402
+import model  # noqa: E402
+
+LOL_IMAGE = os.path.join(ROOT, 'LOLdataset', 'eval15', 'low', '1.png')
+
+
+class ReleasedPipeline:
+    """The structure of the authors' evaluate.py (spec 7a/7c), written out for the benchmark."""
+
+    def __init__(self, checkpoint_dir, config=None):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.input_decom = tf.placeholder(tf.float32, [None, None, None, 3])
+            self.input_low_r = tf.placeholder(tf.float32, [None, None, None, 3])
+            self.input_low_i = tf.placeholder(tf.float32, [None, None, None, 1])
+            self.input_low_i_ratio = tf.placeholder(tf.float32, [None, None, None, 1])
+            self.decom = model.DecomNet_simple(self.input_decom)
+            self.restored = model.Restoration_net(self.input_low_r, self.input_low_i)
+            self.adjusted = model.Illumination_adjust_net(self.input_low_i, self.input_low_i_ratio)
+            self.session = tf.Session(config=config)
+            for scope, folder in evaluate.WEIGHT_FOLDERS.items():
+                utils.restore_net(self.session, model.net_variables(scope),
+                                  os.path.join(checkpoint_dir, folder), scope)
+
+    def enhance(self, image, ratio=evaluate.DEFAULT_RATIO):
+        from skimage import color, filters
+        s = image[None]
+        r, i = self.session.run(self.decom, {self.input_decom: s})
+        restored = self.session.run(self.restored, {self.input_low_r: r, self.input_low_i: i})
+        ratio_map = np.ones([1, i.shape[1], i.shape[2], 1]) * ratio
+        adjusted = self.session.run(self.adjusted, {self.input_low_i: i, self.input_low_i_ratio: ratio_map})
+        gray = color.rgb2gray(r[0])
+        weight = np.minimum(np.sqrt(2 * filters.gaussian(gray, 3)), 1)[None, ..., None]
+        enhanced = restored * weight * adjusted
+        return (i * s + (1 - i) * enhanced)[0]
+
+
+def test_image(height, width):
+    if os.path.isfile(LOL_IMAGE):
+        picture = Image.open(LOL_IMAGE).convert('RGB')
+        source = 'LOL eval15/low/1.png'
+    else:
+        rng = np.random.default_rng(0)
+        picture = Image.fromarray((rng.random((12, 18, 3)) * 60).astype(np.uint8))
+        source = 'synthetic'
+    if picture.size != (width, height):
+        picture = picture.resize((width, height), Image.BICUBIC)
+        source += ' resized to %dx%d' % (width, height)
+    return utils.normalise(np.asarray(picture, np.float32) / 255), source
+
+
+def median_seconds(function, repeats):
+    function()  # warm-up (graph optimisation, allocations)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def peak_rss_child(size, checkpoint_dir, tile_size, precision):
+    """Peak RSS (GiB) of a fresh process enhancing one image of `size` ('WxH')."""
+    command = [sys.executable, os.path.abspath(__file__), '--rss', size, '--checkpoint_dir', checkpoint_dir,
+               '--tile_size', str(tile_size), '--precision', precision]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def rss_run(args):
+    width, height = (int(v) for v in args.rss.split('x'))
+    image, _ = test_image(height, width)
+    kind = evaluate.KinD(args.checkpoint_dir, tile_size=args.tile_size, precision=args.precision)
+    start = time.perf_counter()
+    output = kind.enhance(image)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({'size': args.rss, 'peak_rss_gib': peak_kib / 2 ** 20, 'seconds': seconds,
+                      'finite': bool(np.isfinite(output).all())}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint_dir', default=os.path.join(ROOT, 'checkpoint'))
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--tile_size', type=int, default=evaluate.DEFAULT_TILE_SIZE)
+    parser.add_argument('--precision', default='float32', choices=evaluate.PRECISIONS)
+    parser.add_argument('--rss', help='only measure peak RSS of one WxH image in this process')
+    args = parser.parse_args()
+    if args.rss:
+        return rss_run(args)
+
+    print('machine: %d CPUs; tensorflow %s' % (os.cpu_count(), tf.__version__))
+    released = ReleasedPipeline(args.checkpoint_dir)
+    ours = {p: evaluate.KinD(args.checkpoint_dir, precision=p) for p in evaluate.PRECISIONS}
+    print('%-10s %-12s %12s %12s %8s %18s' % ('size', 'pipeline', 'median s', 'vs released', 'speedup',
+                                               'max |diff| levels'))
+    for height, width in ((400, 600), (1600, 2400)):
+        image, source = test_image(height, width)
+        reference = released.enhance(image)
+        base = median_seconds(lambda: released.enhance(image), args.repeats)
+        print('%-10s %-12s %12.3f %12s %8s %18s   (%s)' % ('%dx%d' % (width, height), 'released', base, '1.00x',
+                                                           '', '', source))
+        for precision, kind in ours.items():
+            output = kind.enhance(image)
+            levels = np.abs(utils.to_uint8(output).astype(int) - utils.to_uint8(reference).astype(int))
+            seconds = median_seconds(lambda: kind.enhance(image), args.repeats)
+            print('%-10s %-12s %12.3f %11.2fx %7.2fx %12d (mean %.3f)' % (
+                '%dx%d' % (width, height), 'ours ' + precision, seconds, seconds / base, base / seconds,
+                levels.max(), levels.mean()))
+    for precision in evaluate.PRECISIONS:
+        result = peak_rss_child('4000x3000', args.checkpoint_dir, args.tile_size, precision)
+        print('4000x3000 ours %s (tile %d): peak RSS %.2f GiB, %.1f s, finite %s' % (
+            precision, args.tile_size, result['peak_rss_gib'], result['seconds'], result['finite']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
