@@ -23,13 +23,20 @@ class DecompositionStage(utils.Stage):
     defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
                     sample_every=200, save_every=1)
 
+    def add_arguments(self, parser):
+        parser.add_argument('--equal_r_weight', type=float, default=losses.DECOMPOSITION_WEIGHTS['equal_R'],
+                            help="weight of the reflectance similarity term |R_low - R_high| (authors: "
+                                 "0.01, which converges to grey illumination; the shipped weights "
+                                 "used 0.3, see the README)")
+
     def build(self, args):
         self.image_low = tf.placeholder(tf.float32, [None, None, None, 3], name='image_low')
         self.image_high = tf.placeholder(tf.float32, [None, None, None, 3], name='image_high')
         self.decomposition_low = model.DecomNet_simple(self.image_low)
         self.decomposition_high = model.DecomNet_simple(self.image_high)
+        weights = dict(losses.DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
         terms = losses.decomposition_losses(self.image_low, self.image_high,
-                                            self.decomposition_low, self.decomposition_high)
+                                            self.decomposition_low, self.decomposition_high, weights)
         ordered = {'total': terms.pop('total')}
         ordered.update(terms)
         return [self.image_low, self.image_high], ordered

@@ -37,7 +37,7 @@ TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
     model.RECEPTIVE_RADIUS[model.RESTORATION_SCOPE], GRAY_TRICK_RADIUS,
     model.RECEPTIVE_RADIUS[model.ADJUST_SCOPE])) / TILE_ALIGN) * TILE_ALIGN)
 DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
-DEFAULT_TILE_SIZE = 1024          # core side of a tile; images up to this many pixels run whole
+DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
 MODES = ('fusion', 'plain')
 PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision, opt-in
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',

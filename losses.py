@@ -78,7 +78,8 @@ def weighted_total(terms, weights):
     return tf.add_n([weights[name] * terms[name] for name in weights])
 
 
-def decomposition_losses(image_low, image_high, decomposition_low, decomposition_high):
+def decomposition_losses(image_low, image_high, decomposition_low, decomposition_high,
+                         weights=DECOMPOSITION_WEIGHTS):
     """Every stage-1 term and their weighted 'total', from the two inputs and their (R, I)."""
     (reflectance_low, illumination_low) = decomposition_low
     (reflectance_high, illumination_high) = decomposition_high
@@ -90,7 +91,7 @@ def decomposition_losses(image_low, image_high, decomposition_low, decomposition
         'i_smooth_low': illumination_smoothness_loss(illumination_low, image_low),
         'i_smooth_high': illumination_smoothness_loss(illumination_high, image_high),
     }
-    terms['total'] = weighted_total(terms, DECOMPOSITION_WEIGHTS)
+    terms['total'] = weighted_total(terms, weights)
     return terms
 
 

@@ -663,7 +663,8 @@ class _Trainer:
         tf = _tf()
         grids = self.stage.write_samples(sess, epoch, self.samples_dir)
         values = []
-        for tag, grid in grids:
+        for tag, grid in grids[:TENSORBOARD_SAMPLES]:   # full grids are in samples/
+            grid = grid[::2, ::2]
             encoded = _png_bytes(grid)
             values.append(tf.Summary.Value(tag='samples/' + tag, image=tf.Summary.Image(
                 height=grid.shape[0], width=grid.shape[1], colorspace=3, encoded_image_string=encoded)))
@@ -683,6 +684,9 @@ class _Trainer:
             if name.endswith('.json') and os.path.join(self.state_dir, name[:-5]) not in kept:
                 os.remove(os.path.join(self.state_dir, name))
         return saved
+
+
+TENSORBOARD_SAMPLES = 3   # sample grids also sent to TensorBoard, at half size (keeps event files small)
 
 
 def _png_bytes(grid):

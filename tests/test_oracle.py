@@ -267,7 +267,7 @@ def test_one_adam_step_of_the_trainers_graph(oracle, case):
     """The trainer's own graph (utils.build_training_graph) takes the authors' first Adam step."""
     stage_class, scopes, name, gradient_key, step_key, feed_keys = ADAM_CASES[case]
     stage = stage_class()
-    args = argparse.Namespace(seed=None, patch_size=48)
+    args = utils.training_parser(stage).parse_args(['--patch_size', '48'])
     built = utils.build_training_graph(stage, args)
     ratio = np.ones((4, 48, 48, 1), np.float32) * oracle['adjust_ratio_batch'][:, None, None, None]
     arrays = [ratio if key == 'RATIO' else oracle[key] for key in feed_keys]

@@ -1,0 +1,99 @@
+"""Plot every loss term against step for the runs behind the shipped weights (docs/*.png).
+
+  python docs/training_curves.py export <run_dir>/logs stage.csv   # TensorBoard events -> CSV
+  python docs/training_curves.py plot                               # docs/training_logs/*.csv -> PNGs
+
+Needs matplotlib (a documentation tool: not in requirements.txt).
+"""
+import csv
+import glob
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOGS = os.path.join(HERE, 'training_logs')
+
+# (figure, title, [(csv file, label)]) for `plot`
+FIGURES = [
+    ('training_decomposition.png', 'Stage 1, DecomNet: loss terms (batch 10 x 48^2, Adam 1e-4)',
+     [('decomposition_tf_cpu_faithful.csv', 'TF trainer, CPU, authors\' weights (equal_R 0.01)'),
+      ('decomposition_gpu_equal_R_0.01.csv', 'GPU mirror, equal_R 0.01'),
+      ('decomposition_gpu_equal_R_0.1.csv', 'GPU mirror, equal_R 0.1'),
+      ('decomposition_gpu_equal_R_0.3.csv', 'GPU mirror, equal_R 0.3 (shipped)'),
+      ('decomposition_gpu_equal_R_1.0.csv', 'GPU mirror, equal_R 1.0')]),
+    ('training_restoration.png', 'Stage 2, Restoration_net: loss terms (batch 4 x 384^2, GPU mirror)',
+     [('restoration_gpu.csv', 'shipped run')]),
+    ('training_adjustment.png', 'Stage 3, Illumination_adjust_net: loss terms (batch 10 x 48^2, TF trainer, CPU)',
+     [('adjustment_tf_cpu.csv', 'shipped run')]),
+]
+
+
+def export(log_dir, path):
+    """Scalars 'loss/<term>' of TensorBoard event files -> CSV with one column per term."""
+    import utils_path  # noqa: F401
+    import utils
+    tf = utils.import_tensorflow()
+    rows = {}
+    for events in sorted(glob.glob(os.path.join(log_dir, 'events.out.tfevents.*'))):
+        for event in tf.train.summary_iterator(events):
+            for value in event.summary.value:
+                if value.tag.startswith('loss/') or value.tag == 'learning_rate':
+                    rows.setdefault(event.step, {})[value.tag.replace('loss/', '')] = value.simple_value
+    names = sorted({k for row in rows.values() for k in row}, key=lambda k: (k != 'total', k))
+    with open(path, 'w', newline='') as stream:
+        writer = csv.writer(stream)
+        writer.writerow(['step'] + names)
+        for step in sorted(rows):
+            writer.writerow([step] + ['%.6g' % rows[step].get(n, float('nan')) for n in names])
+
+
+def read(path):
+    with open(path) as stream:
+        rows = list(csv.DictReader(stream))
+    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+
+
+def smooth(values, window):
+    import numpy as np
+    if len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode='valid')
+
+
+def plot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    for figure, title, runs in FIGURES:
+        runs = [(read(os.path.join(LOGS, f)), label) for f, label in runs if os.path.exists(os.path.join(LOGS, f))]
+        if not runs:
+            continue
+        terms = [k for k in runs[0][0] if k not in ('step', 'learning_rate', 'seconds')]
+        columns = 3
+        rows = (len(terms) + columns - 1) // columns
+        fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+        for axis, term in zip(axes.flat, terms):
+            for data, label in runs:
+                if term in data:
+                    window = max(1, len(data[term]) // 60)
+                    axis.plot(data['step'][window - 1:], smooth(data[term], window), label=label, lw=1)
+            axis.set_title(term)
+            axis.set_xlabel('step')
+            axis.set_yscale('log')
+            axis.grid(alpha=0.3)
+        for axis in list(axes.flat)[len(terms):]:
+            axis.axis('off')
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(title + ' (moving average)')
+        fig.tight_layout()
+        fig.savefig(os.path.join(HERE, figure), dpi=90)
+        plt.close(fig)
+        print('wrote', os.path.join(HERE, figure))
+
+
+if __name__ == '__main__':
+    if sys.argv[1:2] == ['export']:
+        export(sys.argv[2], sys.argv[3])
+    else:
+        plot()

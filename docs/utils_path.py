@@ -1,0 +1,5 @@
+"""Put the repository root on sys.path for the scripts in docs/."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,46 @@
+"""The weights committed in checkpoint/ load by name and enhance an image."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import evaluate
+import model
+import utils
+from conftest import ROOT
+
+CHECKPOINTS = os.path.join(ROOT, 'checkpoint')
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    kind = evaluate.KinD(CHECKPOINTS)
+    yield kind
+    kind.close()
+
+
+def test_every_net_is_shipped_and_complete(shipped):
+    tf = utils.import_tensorflow()
+    for scope, folder in evaluate.WEIGHT_FOLDERS.items():
+        prefix = shipped.checkpoints[scope]
+        assert os.path.dirname(prefix) == os.path.join(CHECKPOINTS, folder)
+        sizes = dict(tf.train.list_variables(prefix))
+        assert sum(int(np.prod(s)) for s in sizes.values()) == model.PARAM_COUNTS[scope]
+    fit = json.load(open(os.path.join(CHECKPOINTS, 'illumination_adjust_net_train', 'auto_ratio.json')))
+    assert fit['exponent'] < 0          # darker inputs get larger ratios
+
+
+@pytest.mark.parametrize('mode', evaluate.MODES)
+def test_shipped_weights_brighten_a_dark_image(shipped, mode):
+    import skimage.data
+    rng = np.random.default_rng(0)
+    dark = evaluate.simulate_low_light(skimage.data.chelsea()[::2, ::2], rng)
+    image = utils.normalise(dark / 255.0)
+    for ratio in (3.0, shipped.auto_ratio(image)):
+        output = shipped.enhance(image, ratio, mode)
+        assert output.shape == image.shape and np.isfinite(output).all()
+        assert output.min() >= 0 and output.max() <= 1
+        assert output.mean() > 1.5 * (dark / 255.0).mean()
+    brighter = shipped.enhance(image, 6.0, mode)
+    assert brighter.mean() > shipped.enhance(image, 2.0, mode).mean()
