@@ -35,11 +35,8 @@ class DecompositionStage(utils.Stage):
         self.decomposition_low = model.DecomNet_simple(self.image_low)
         self.decomposition_high = model.DecomNet_simple(self.image_high)
         weights = dict(losses.DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
-        terms = losses.decomposition_losses(self.image_low, self.image_high,
-                                            self.decomposition_low, self.decomposition_high, weights)
-        ordered = {'total': terms.pop('total')}
-        ordered.update(terms)
-        return [self.image_low, self.image_high], ordered
+        return [self.image_low, self.image_high], losses.decomposition_losses(
+            self.image_low, self.image_high, self.decomposition_low, self.decomposition_high, weights)
 
     def prepare(self, args, sess):
         _, items = utils.training_pairs(args, args.patch_size)

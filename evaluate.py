@@ -404,6 +404,9 @@ def run(args):
                 _say(iterator, 'failed: %s' % error)
                 continue
             destination = output_path(args.output, path, inputs, taken, args.overwrite)
+            if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
+                _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
+                               'outputs)' % (path, destination))
             writes.append((path, destination, pool.submit(_write, destination, output)))
             if high_uint8 is not None:
                 written = utils.to_uint8(output)

@@ -31,6 +31,20 @@ def ratio_transform(crops, rng):
     return [source, np.full(source.shape, ratio, dtype=np.float32), target]
 
 
+def evaluation_ratio_transform(crops, rng):
+    """Deviation (--ratio_rule evaluation): the brightening ratio is the estimator evaluation feeds,
+    mean(I_h/(I_l+1e-4)) on the crop (spec 7b), and the darkening one its mirror mean(I_l/(I_h+1e-4))."""
+    i_low, i_high = crops
+    if rng.randint(0, 1) == 1:
+        source, ratio, target = i_low, ground_truth_ratio(i_low, i_high), i_high
+    else:
+        source, ratio, target = i_high, ground_truth_ratio(i_high, i_low), i_low
+    return [source, np.full(source.shape, ratio, dtype=np.float32), target]
+
+
+RATIO_RULES = {'authors': ratio_transform, 'evaluation': evaluation_ratio_transform}
+
+
 AUTO_RATIO_FILE = 'auto_ratio.json'
 
 
@@ -53,7 +67,7 @@ def ground_truth_ratio(illumination_low, illumination_high):
                    dtype=np.float32)
 
 
-class AdjustmentStage(utils.Stage):
+class AdjustmentStage(utils.FrozenDecompositionStage):
     name = 'adjustment'
     scope = model.ADJUST_SCOPE
     weights_subdir = 'illumination_adjust_net_train'
@@ -63,39 +77,33 @@ class AdjustmentStage(utils.Stage):
     defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
                     sample_every=200, save_every=1)
 
+    authors_slices = (AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE)
+
     def add_arguments(self, parser):
-        utils.add_authors_split_argument(parser)
+        super().add_arguments(parser)
+        parser.add_argument('--ratio_rule', choices=sorted(RATIO_RULES), default='authors',
+                            help="training ratio per crop: the authors' 1/mean(I_l/I_h) (and "
+                                 "mean(I_l/I_h) to darken), or 'evaluation': mean(I_h/I_l), the "
+                                 "estimator the LOL evaluation feeds (spec Q13)")
         parser.add_argument('--fit_auto_ratio_only', action='store_true',
                             help='only decompose the training pairs and write %s (every run writes '
                                  'it) for evaluate.py --ratio auto' % AUTO_RATIO_FILE)
 
     def build(self, args):
-        self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
-        self.decomposition = model.DecomNet_simple(self.image)
+        self.build_decomposition()
         self.illumination = tf.placeholder(tf.float32, [None, None, None, 1], name='illumination')
         self.ratio = tf.placeholder(tf.float32, [None, None, None, 1], name='ratio')
         self.target = tf.placeholder(tf.float32, [None, None, None, 1], name='target')
         self.adjusted = model.Illumination_adjust_net(self.illumination, self.ratio)
-        terms = losses.adjustment_losses(self.adjusted, self.target)
-        ordered = {'total': terms.pop('total')}
-        ordered.update(terms)
-        return [self.illumination, self.ratio, self.target], ordered
+        return ([self.illumination, self.ratio, self.target],
+                losses.adjustment_losses(self.adjusted, self.target))
 
-    def make_transform(self):
-        return ratio_transform
+    def make_transform(self, args):
+        return RATIO_RULES[args.ratio_rule]
 
     def prepare(self, args, sess):
-        utils.restore_net(sess, model.net_variables(model.DECOM_SCOPE),
-                          os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
-        names, pairs = utils.training_pairs(args, args.patch_size)
-        pairs, authors_samples = utils.split_for_authors(args, names, pairs, AUTHORS_TRAIN_SLICE,
-                                                         AUTHORS_SAMPLE_SLICE)
-        decomposed = utils.decompose_pairs(sess, self.image, self.decomposition, pairs,
-                                           not args.no_progress)
-        samples = authors_samples or utils.sample_pairs(args)
-        self.samples = [(name, utils.decompose_pairs(sess, self.image, self.decomposition,
-                                                     [(low, high)])[0])
-                        for name, (low, high) in samples]
+        decomposed, samples = self.decompose_data(args, sess)
+        self.samples = [(name, pair) for name, _, pair in samples]
         items = [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
         weights_dir = os.path.join(args.checkpoint_dir, self.weights_subdir)
         os.makedirs(weights_dir, exist_ok=True)

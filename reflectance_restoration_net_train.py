@@ -21,7 +21,7 @@ MIN_PATCH_SIZE = 11           # SSIM's 11x11 window (spec Q25)
 AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE = slice(0, 466), slice(467, 480)
 
 
-class RestorationStage(utils.Stage):
+class RestorationStage(utils.FrozenDecompositionStage):
     name = 'restoration'
     scope = model.RESTORATION_SCOPE
     weights_subdir = 'Restoration_net_train'
@@ -31,8 +31,10 @@ class RestorationStage(utils.Stage):
     defaults = dict(batch_size=4, patch_size=384, epochs=1000, learning_rate=1e-4,
                     sample_every=50, save_every=50)
 
+    authors_slices = (AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE)
+
     def add_arguments(self, parser):
-        utils.add_authors_split_argument(parser)
+        super().add_arguments(parser)
         parser.add_argument('--lr_decay_epochs', default='800,1250,1500',
                             help='epochs after which the learning rate drops to 0.5, 0.25 and 0.1 '
                                  'times --learning_rate (authors: 800,1250,1500)')
@@ -46,32 +48,18 @@ class RestorationStage(utils.Stage):
         if args.patch_size < MIN_PATCH_SIZE:
             raise utils.UserError('--patch_size %d is below %d, the SSIM window of the restoration '
                                   'loss' % (args.patch_size, MIN_PATCH_SIZE))
-        self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
-        self.decomposition = model.DecomNet_simple(self.image)
+        self.build_decomposition()
         self.reflectance = tf.placeholder(tf.float32, [None, None, None, 3], name='reflectance_low')
         self.illumination = tf.placeholder(tf.float32, [None, None, None, 1], name='illumination_low')
         self.target = tf.placeholder(tf.float32, [None, None, None, 3], name='target')
         self.restored = model.Restoration_net(self.reflectance, self.illumination)
-        terms = losses.restoration_losses(self.restored, self.target)
-        ordered = {'total': terms.pop('total')}
-        ordered.update(terms)
-        return [self.reflectance, self.illumination, self.target], ordered
+        return ([self.reflectance, self.illumination, self.target],
+                losses.restoration_losses(self.restored, self.target))
 
     def prepare(self, args, sess):
-        utils.restore_net(sess, model.net_variables(model.DECOM_SCOPE),
-                          os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
-        names, pairs = utils.training_pairs(args, args.patch_size)
-        pairs, authors_samples = utils.split_for_authors(args, names, pairs, AUTHORS_TRAIN_SLICE,
-                                                         AUTHORS_SAMPLE_SLICE)
-        decomposed = utils.decompose_pairs(sess, self.image, self.decomposition, pairs,
-                                           not args.no_progress)
-        items = [(r_low, i_low, np.power(r_high, np.float32(TARGET_POWER)))
-                 for (r_low, i_low), (r_high, _) in decomposed]
-        samples = authors_samples or utils.sample_pairs(args)
-        self.samples = [(name, low, utils.decompose_pairs(sess, self.image, self.decomposition,
-                                                          [(low, high)])[0])
-                        for name, (low, high) in samples]
-        return items
+        decomposed, self.samples = self.decompose_data(args, sess)
+        return [(r_low, i_low, np.power(r_high, np.float32(TARGET_POWER)))
+                for (r_low, i_low), (r_high, _) in decomposed]
 
     def write_samples(self, sess, epoch, folder):
         grids = []

@@ -427,7 +427,7 @@ class Stage:
         """Create placeholders and the trained net; return (feeds list, loss terms dict)."""
         raise NotImplementedError
 
-    def make_transform(self):
+    def make_transform(self, args):
         """Per-sample transform for PatchSampler, or None."""
         return None
 
@@ -438,6 +438,36 @@ class Stage:
     def write_samples(self, sess, epoch, folder):
         """Write labelled grids for epoch `epoch` into `folder`; return [(tag, uint8 grid)]."""
         return []
+
+
+class FrozenDecompositionStage(Stage):
+    """A stage that learns from the decompositions of a frozen DecomNet (stages 2 and 3, spec 6),
+    read from <checkpoint_dir>/decom_net_train. `authors_slices` = (train, sample) slices of
+    --authors_split."""
+    authors_slices = (None, None)
+
+    def add_arguments(self, parser):
+        add_authors_split_argument(parser)
+
+    def build_decomposition(self):
+        """The frozen DecomNet on a full-image placeholder (batch 1)."""
+        import model
+        tf = _tf()
+        self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
+        self.decomposition = model.DecomNet_simple(self.image)
+
+    def decompose_data(self, args, sess):
+        """(training pairs, samples) decomposed once per full image, never per patch:
+        [((R_low, I_low), (R_high, I_high))] and [(name, low image, its decomposition pair)]."""
+        import model
+        restore_net(sess, model.net_variables(model.DECOM_SCOPE),
+                    os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
+        names, pairs = training_pairs(args, args.patch_size)
+        pairs, authors_samples = split_for_authors(args, names, pairs, *self.authors_slices)
+        decomposed = decompose_pairs(sess, self.image, self.decomposition, pairs, not args.no_progress)
+        samples = [(name, low, decompose_pairs(sess, self.image, self.decomposition, [(low, high)])[0])
+                   for name, (low, high) in (authors_samples or sample_pairs(args))]
+        return decomposed, samples
 
 
 def positive_int(text):
@@ -566,7 +596,7 @@ class _Trainer:
             if steps_per_epoch == 0:
                 raise UserError('%d training pairs are fewer than the batch size %d'
                                 % (len(items), args.batch_size))
-            self.sampler = PatchSampler(items, args.patch_size, args.seed, stage.make_transform())
+            self.sampler = PatchSampler(items, args.patch_size, args.seed, stage.make_transform(args))
             if resuming:
                 self._restore(sess)
             elif args.init_from_checkpoint:
@@ -598,7 +628,7 @@ class _Trainer:
             total_steps = min(total_steps, args.max_steps)
         step = int(sess.run(self.global_step))
         writer = tf.summary.FileWriter(os.path.join(args.run_dir, 'logs'))
-        names = list(self.terms)
+        names = ['total'] + [n for n in self.terms if n != 'total']
         fetches = [self.train_op] + [self.terms[n] for n in names]
         last_save, last_saved_step = time.time(), step
         bar = None

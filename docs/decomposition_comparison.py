@@ -23,8 +23,8 @@ def main():
     parser.add_argument('--model', action='append', required=True, help='name=checkpoint folder')
     parser.add_argument('--data_dir', default='LOLdataset')
     parser.add_argument('--images', nargs='+', default=['1', '111', '748'])
-    parser.add_argument('--picture', help='picture (.jpg or .png): for each image, input low | R low | I low | input high | '
-                                          'R high | I high of every model')
+    parser.add_argument('--picture', help='picture (.jpg or .png): for each image, input low | R low | '
+                                          'I low | input high | R high | I high of every model')
     args = parser.parse_args()
     graph = tf.Graph()
     with graph.as_default():
@@ -33,7 +33,8 @@ def main():
         decomposition_low, decomposition_high = model.DecomNet_simple(low), model.DecomNet_simple(high)
         terms = losses.decomposition_losses(low, high, decomposition_low, decomposition_high)
         session = tf.Session()
-    pairs = utils.find_pairs(os.path.join(args.data_dir, 'eval15', 'low'), os.path.join(args.data_dir, 'eval15', 'high'))
+    eval15 = os.path.join(args.data_dir, 'eval15')
+    pairs = utils.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
     names = [os.path.splitext(os.path.basename(p))[0] for p, _ in pairs]
     data = utils.load_pairs(pairs)
     print('| model | decomposition loss (eval15) | recon low | recon high | equal_R | i_mutual | '

@@ -11,7 +11,8 @@ import pytest
 import model
 import utils
 from decomposition_net_train import DecompositionStage
-from illumination_adjustment_net_train import AdjustmentStage, fit_auto_ratio
+from illumination_adjustment_net_train import (AdjustmentStage, evaluation_ratio_transform, fit_auto_ratio,
+                                               ratio_transform)
 from reflectance_restoration_net_train import RestorationStage
 
 tf = utils.import_tensorflow()
@@ -66,7 +67,8 @@ def test_resume_equals_an_uninterrupted_run(tiny_lol, tmp_path):
     assert run_state_step(split, 'decomposition') == 2
     assert train(DecompositionStage(), tiny_lol, split, '--max_steps', '4') == 0
     assert run_state_step(split, 'decomposition') == 4
-    expected, actual = weights(os.path.join(straight, 'decom_net_train')), weights(os.path.join(split, 'decom_net_train'))
+    expected = weights(os.path.join(straight, 'decom_net_train'))
+    actual = weights(os.path.join(split, 'decom_net_train'))
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=1e-7, err_msg=name)
 
@@ -134,3 +136,29 @@ def test_defaults_are_the_spec_table():
         args = utils.training_parser(stage_class()).parse_args([])
         assert (args.batch_size, args.patch_size, args.epochs, args.learning_rate) == values
         assert args.data_dir == './LOLdataset' and args.checkpoint_dir == './checkpoint'
+
+
+class _Fixed:
+    def __init__(self, value):
+        self.value = value
+
+    def randint(self, low, high):
+        return self.value
+
+
+def test_ratio_rules_on_one_crop():
+    """Authors: brighten with 1/mean(I_l/(I_h+e)) + e, darken with mean(I_l/(I_h+e)); the
+    'evaluation' rule brightens with mean(I_h/(I_l+e)), the estimator LOL evaluation feeds."""
+    rng = np.random.default_rng(0)
+    i_low = rng.uniform(0.05, 0.3, (6, 6, 1)).astype(np.float32)
+    i_high = rng.uniform(0.4, 0.9, (6, 6, 1)).astype(np.float32)
+    rho = np.mean(i_low / (i_high + np.float32(1e-4)))
+    source, ratio, target = ratio_transform([i_low, i_high], _Fixed(1))
+    assert source is i_low and target is i_high and ratio[0, 0, 0] == pytest.approx(1 / rho + 1e-4, rel=1e-6)
+    source, ratio, target = ratio_transform([i_low, i_high], _Fixed(0))
+    assert source is i_high and target is i_low and ratio[0, 0, 0] == pytest.approx(rho, rel=1e-6)
+    source, ratio, target = evaluation_ratio_transform([i_low, i_high], _Fixed(1))
+    assert source is i_low and ratio[0, 0, 0] == pytest.approx(np.mean(i_high / (i_low + 1e-4)), rel=1e-6)
+    assert ratio[0, 0, 0] > 1 / rho                     # Jensen: the estimators differ
+    source, ratio, target = evaluation_ratio_transform([i_low, i_high], _Fixed(0))
+    assert source is i_high and ratio[0, 0, 0] == pytest.approx(np.mean(i_low / (i_high + 1e-4)), rel=1e-6)
