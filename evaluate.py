@@ -335,10 +335,6 @@ def _read(path, high_dir, max_pixels):
     return image, notes, utils.normalise(high_raw), np.round(high_raw * 255).astype(np.uint8)
 
 
-def _write(path, output):
-    utils.save_image(path, output)
-
-
 def run(args):
     """The CLI's work; returns the exit status."""
     demo = args.input is None and not os.path.isdir(os.path.join('LOLdataset', 'eval15', 'low'))
@@ -407,7 +403,7 @@ def run(args):
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
-            writes.append((path, destination, pool.submit(_write, destination, output)))
+            writes.append((path, destination, pool.submit(utils.save_image, destination, output)))
             if high_uint8 is not None:
                 written = utils.to_uint8(output)
                 rows.append((os.path.basename(path), alpha, utils.psnr(high_uint8, written),
