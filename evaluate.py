@@ -332,7 +332,7 @@ def _read(path, high_dir, max_pixels):
     if high_raw.shape != raw.shape:
         raise utils.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
             high_path, high_raw.shape[1], high_raw.shape[0], raw.shape[1], raw.shape[0]))
-    return image, notes, utils.normalise(high_raw), np.round(high_raw * 255).astype(np.uint8)
+    return image, notes, utils.normalise(high_raw), utils.quantise(high_raw)
 
 
 def run(args):

@@ -288,9 +288,14 @@ def ssim_metric(ground_truth, output):
                                        sigma=1.5, use_sample_covariance=False, data_range=255))
 
 
+def quantise(raw):
+    """read_image's [0, 1] RGB back to uint8 by rounding (exact for 8-bit files), for metrics."""
+    return np.round(raw * 255.0).astype(np.uint8)
+
+
 def read_uint8_rgb(path):
-    """A file's raw RGB pixels as uint8 (no normalisation; exact for 8-bit files), for metrics."""
-    return np.round(read_image(path, max_pixels=None)[0] * 255.0).astype(np.uint8)
+    """A file's raw RGB pixels as uint8 (no normalisation), for metrics against ground truth."""
+    return quantise(read_image(path, max_pixels=None)[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,12 +354,10 @@ def import_tensorflow():
     return tf
 
 
-_tf = import_tensorflow
-
 
 def latest_checkpoint(folder):
     """The checkpoint prefix a folder's `checkpoint` state file names, or None."""
-    tf = _tf()
+    tf = import_tensorflow()
     if not os.path.isdir(folder):
         return None
     return tf.train.latest_checkpoint(folder)
@@ -362,7 +365,7 @@ def latest_checkpoint(folder):
 
 def check_checkpoint(prefix, variables):
     """Raise UserError naming the first variable whose name or shape differs from the checkpoint."""
-    tf = _tf()
+    tf = import_tensorflow()
     try:
         stored = dict(tf.train.list_variables(prefix))
     except Exception as error:  # a damaged index or data file
@@ -385,7 +388,7 @@ def check_checkpoint(prefix, variables):
 def restore_net(sess, variables, folder, what):
     """Load `variables` by name from the latest checkpoint in `folder` after checking names and
     shapes; adds no ops, so it works on finalized graphs. Returns the checkpoint prefix."""
-    tf = _tf()
+    tf = import_tensorflow()
     if not variables:
         raise ValueError('no variables to restore for %s (is its graph the default graph?)' % what)
     prefix = latest_checkpoint(folder)
@@ -452,7 +455,7 @@ class FrozenDecompositionStage(Stage):
     def build_decomposition(self):
         """The frozen DecomNet on a full-image placeholder (batch 1)."""
         import model
-        tf = _tf()
+        tf = import_tensorflow()
         self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
         self.decomposition = model.DecomNet_simple(self.image)
 
@@ -528,7 +531,7 @@ def build_training_graph(stage, args):
     the two savers (run state: every variable; weights: the trained net by name). Returns a
     namespace with graph, feeds, terms, lr, global_step, net_vars, train_op, savers and init."""
     import model
-    tf = _tf()
+    tf = import_tensorflow()
     graph = tf.Graph()
     with graph.as_default():
         if args.seed is not None:
@@ -567,7 +570,7 @@ class _Trainer:
 
     # -- setup ------------------------------------------------------------------------------------
     def run(self):
-        tf = _tf()
+        tf = import_tensorflow()
         args, stage = self.args, self.stage
         if args.seed is not None:
             random.seed(args.seed)
@@ -608,7 +611,7 @@ class _Trainer:
             return self._loop(sess, steps_per_epoch)
 
     def _restore(self, sess):
-        tf = _tf()
+        tf = import_tensorflow()
         for saver, folder in ((self.state_saver, self.state_dir), (self.weights_saver, self.weights_dir)):
             state = tf.train.get_checkpoint_state(folder)
             if state is not None:  # keep rotating the files earlier runs of this one wrote
@@ -621,7 +624,7 @@ class _Trainer:
 
     # -- loop -------------------------------------------------------------------------------------
     def _loop(self, sess, steps_per_epoch):
-        tf = _tf()
+        tf = import_tensorflow()
         args, stage = self.args, self.stage
         total_steps = args.epochs * steps_per_epoch
         if args.max_steps is not None:
@@ -690,7 +693,7 @@ class _Trainer:
         return status
 
     def _samples(self, sess, epoch, step, writer):
-        tf = _tf()
+        tf = import_tensorflow()
         grids = self.stage.write_samples(sess, epoch, self.samples_dir)
         values = []
         for tag, grid in grids[:TENSORBOARD_SAMPLES]:   # full grids are in samples/
