@@ -544,8 +544,9 @@ def build_training_graph(stage, args):
                                                        var_list=net_vars)
         built = argparse.Namespace(
             graph=graph, feeds=feeds, terms=terms, lr=lr, global_step=global_step, net_vars=net_vars,
-            train_op=train_op, state_saver=tf.train.Saver(max_to_keep=2),
-            weights_saver=tf.train.Saver(var_list={v.op.name: v for v in net_vars}, max_to_keep=2),
+            train_op=train_op, state_saver=tf.train.Saver(max_to_keep=2, save_relative_paths=True),
+            weights_saver=tf.train.Saver(var_list={v.op.name: v for v in net_vars}, max_to_keep=2,
+                                         save_relative_paths=True),   # folders can be moved
             init=tf.global_variables_initializer())
     return built
 

@@ -19,12 +19,15 @@ FIGURES = [
      [('decomposition_tf_cpu_faithful.csv', 'TF trainer, CPU, authors\' weights (equal_R 0.01)'),
       ('decomposition_gpu_equal_R_0.01.csv', 'GPU mirror, equal_R 0.01'),
       ('decomposition_gpu_equal_R_0.1.csv', 'GPU mirror, equal_R 0.1'),
-      ('decomposition_gpu_equal_R_0.3.csv', 'GPU mirror, equal_R 0.3 (shipped)'),
-      ('decomposition_gpu_equal_R_1.0.csv', 'GPU mirror, equal_R 1.0')]),
+      ('decomposition_gpu_equal_R_0.3.csv', 'GPU mirror, equal_R 0.3 (shipped, part 1: 127 pairs)'),
+      ('decomposition_gpu_equal_R_1.0.csv', 'GPU mirror, equal_R 1.0'),
+      ('decomposition_tf_cpu_finetune_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 2: 485 pairs)')]),
     ('training_restoration.png', 'Stage 2, Restoration_net: loss terms (batch 4 x 384^2, GPU mirror)',
-     [('restoration_gpu.csv', 'shipped run')]),
+     [('restoration_gpu.csv', 'shipped, part 1: 127 pairs'),
+      ('restoration_gpu_finetune_485.csv', 'shipped, parts 2-3: 485 pairs')]),
     ('training_adjustment.png', 'Stage 3, Illumination_adjust_net: loss terms (batch 10 x 48^2, TF trainer, CPU)',
-     [('adjustment_tf_cpu.csv', 'shipped run')]),
+     [('adjustment_tf_cpu.csv', 'previous run, 127 pairs'),
+      ('adjustment_tf_cpu_485.csv', 'shipped, 485 pairs')]),
 ]
 
 

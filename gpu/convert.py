@@ -1,5 +1,5 @@
 """Move one net's weights between a TensorFlow checkpoint folder and a TF-named .npz (the format
-gpu/restoration_torch.py reads and writes).
+gpu/train_torch.py reads and writes).
 
   python gpu/convert.py export checkpoint/decom_net_train decom.npz
   python gpu/convert.py import restoration.npz checkpoint/Restoration_net_train [--step N]
@@ -54,7 +54,7 @@ def import_npz(paths, folder, step=None):
         for variable in variables:
             variable.load(arrays[variable.op.name], session)
         os.makedirs(folder, exist_ok=True)
-        tf.train.Saver({v.op.name: v for v in variables}).save(
+        tf.train.Saver({v.op.name: v for v in variables}, save_relative_paths=True).save(
             session, os.path.join(folder, 'model.ckpt'), global_step=step, write_meta_graph=False)
 
 

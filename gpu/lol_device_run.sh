@@ -4,12 +4,17 @@
 #   sweep      add the carried .gpu_high (our485 high); train DecomNet for each reflectance-similarity
 #              weight in $WEIGHTS concurrently; pick the first non-grey one; start Restoration_net
 #   restore    continue Restoration_net (resumes from $RUN/restoration/state.pt)
+#   stage      copy a carried pack folder ($PACK: lol/ and init/ parts of a data set too large for
+#              one call) into $STAGE
+#   finetune   Restoration_net on $STAGE/lol with the carried .gpu_decom/decom.npz, a new run
+#              started from the weights in $STAGE/init (resumes like restore on later calls)
 # Each phase copies weights (split below 16 MB) and loss logs to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHASE=$1
 LOL=${LOL:-/root/lol}
 RUN=${RUN:-/root/kind_run}
+STAGE=${STAGE:-/root/stage}
 OUT=${OUT:-/tmp/out}
 WEIGHTS=${WEIGHTS:-"0.01 0.1 0.3 1.0"}
 DECOM_STEPS=${DECOM_STEPS:-}            # default: 2000 epochs of N // 10 steps
@@ -51,6 +56,17 @@ case $PHASE in
   restore)
     $T restoration --data_dir "$LOL" --decom_weights "$RUN/decom.npz" --run_dir "$RUN/restoration" \
        --out "$RUN/restoration.npz" --bf16 --budget_minutes "$BUDGET" --minutes "$MINUTES" \
+       ${RESTORE_ARGS:-}
+    collect
+    ;;
+  stage)
+    mkdir -p "$STAGE"; cp -r "$PACK"/. "$STAGE/"
+    find "$STAGE/lol" -type f | sed 's#/[^/]*$##' | sort | uniq -c
+    ;;
+  finetune)
+    if [ ! -f "$RUN/decom.npz" ]; then cp .gpu_decom/decom.npz "$RUN/decom.npz"; fi
+    $T restoration --data_dir "$STAGE/lol" --decom_weights "$RUN/decom.npz" --run_dir "$RUN/restoration" \
+       --out "$RUN/restoration.npz" --bf16 --minutes "$MINUTES" --init_weights "$STAGE"/init/*.npz \
        ${RESTORE_ARGS:-}
     collect
     ;;

@@ -73,6 +73,13 @@ class Run:
             self.total = args.steps if args.steps is not None else state['total']
             sampler.restore(state['sampler'])
             print('resumed at step %d of %s' % (self.step, self.total), flush=True)
+        elif args.init_weights:   # a new run that fine-tunes given weights (TF-named npz parts)
+            arrays = {}
+            for path in args.init_weights:
+                with np.load(path) as part:
+                    arrays.update({k: part[k] for k in part.files})
+            kt.load_tf_arrays(net, arrays)
+            print('initialised from %s' % ', '.join(args.init_weights), flush=True)
         new_log = not os.path.exists(os.path.join(args.run_dir, 'losses.csv'))
         self.log = open(os.path.join(args.run_dir, 'losses.csv'), 'a', newline='')
         self.writer = csv.writer(self.log)
@@ -241,6 +248,8 @@ def main(argv=None):
     common.add_argument('--out', required=True, help='weights as a TF-named npz')
     common.add_argument('--minutes', type=float, default=0, help='stop (and save) after this long')
     common.add_argument('--seed', type=int, default=0)
+    common.add_argument('--init_weights', nargs='+', default=[],
+                        help='start a new run from these TF-named npz files (parts are merged)')
     common.add_argument('--learning_rate', type=float, default=1e-4)
     common.add_argument('--log_every', type=int, default=50)
     common.add_argument('--save_every_minutes', type=float, default=2.0)

@@ -8,7 +8,7 @@ import pytest
 import evaluate
 import model
 import utils
-from conftest import ROOT
+from conftest import LOL, ROOT, needs_lol
 
 CHECKPOINTS = os.path.join(ROOT, 'checkpoint')
 
@@ -44,3 +44,22 @@ def test_shipped_weights_brighten_a_dark_image(shipped, mode):
         assert output.mean() > 1.5 * (dark / 255.0).mean()
     brighter = shipped.enhance(image, 6.0, mode)
     assert brighter.mean() > shipped.enhance(image, 2.0, mode).mean()
+
+
+README_LOL_PLAIN = (21.0019, 0.8025)   # README, "Results on LOL eval15", ground-truth-ratio row
+
+
+@pytest.mark.slow
+@needs_lol
+def test_lol_table_matches_the_readme(tmp_path, capsys):
+    """`python evaluate.py --input eval15/low --high eval15/high` prints the README's figures."""
+    status = evaluate.main(['--input', os.path.join(LOL, 'eval15', 'low'), '--high',
+                            os.path.join(LOL, 'eval15', 'high'), '--output', str(tmp_path), '--no_progress'])
+    out = capsys.readouterr().out
+    assert status == 0
+    mean_line = next(line for line in out.splitlines() if line.startswith('mean (15 images)'))
+    psnr, ssim = (float(x) for x in mean_line.split()[-2:])
+    assert psnr == pytest.approx(README_LOL_PLAIN[0], abs=0.01)
+    assert ssim == pytest.approx(README_LOL_PLAIN[1], abs=0.001)
+    readme = open(os.path.join(ROOT, 'README.md')).read()
+    assert '**%.4f** | **%.4f**' % README_LOL_PLAIN in readme

@@ -126,3 +126,20 @@ def test_training_commands_run_and_resume(tiny_lol, tmp_path, capsys):
     assert len(np.load(restoration).files) == 42
     assert train_torch.main(['pick', '--data_dir', tiny_lol, '--out', str(tmp_path / 'chosen.npz'), decom]) == 0
     assert 'picked' in capsys.readouterr().out
+
+
+def test_init_weights_starts_a_new_run_from_given_parts(tiny_lol, tmp_path, capsys):
+    """--init_weights merges npz parts into the net of a new run: after 0 steps the written weights
+    are exactly the given ones."""
+    source = {k: v + np.float32(0.25) for k, v in mirror.tf_arrays(mirror.DecomNet()).items()}   # not an init
+    names = sorted(source)
+    np.savez(tmp_path / 'a.npz', **{k: source[k] for k in names[:9]})
+    np.savez(tmp_path / 'b.npz', **{k: source[k] for k in names[9:]})
+    out = str(tmp_path / 'decom.npz')
+    assert train_torch.main(['decomposition', '--data_dir', tiny_lol, '--run_dir', str(tmp_path / 'run'),
+                             '--out', out, '--steps', '0', '--patch_size', '32', '--batch_size', '2',
+                             '--init_weights', str(tmp_path / 'a.npz'), str(tmp_path / 'b.npz')]) == 0
+    assert 'initialised from' in capsys.readouterr().out
+    written = np.load(out)
+    for name in names:
+        np.testing.assert_array_equal(written[name], source[name])

@@ -59,6 +59,14 @@ def test_decomposition_trainer_outputs(stage1):
             'samples/1'} <= tags
 
 
+def test_weight_folders_can_be_moved(stage1, tmp_path):
+    """The `checkpoint` state files name their checkpoints relatively: a copied folder loads its own."""
+    copy = str(tmp_path / 'moved' / 'decom_net_train')
+    shutil.copytree(os.path.join(stage1, 'decom_net_train'), copy)
+    state = open(os.path.join(copy, 'checkpoint')).read()
+    assert stage1 not in state and os.path.dirname(utils.latest_checkpoint(copy)) == copy
+
+
 def test_resume_equals_an_uninterrupted_run(tiny_lol, tmp_path):
     """Steps 0-2 then 2-4 (Adam slots, step and sampler restored) give the weights of 0-4."""
     straight, split = str(tmp_path / 'straight'), str(tmp_path / 'split')
