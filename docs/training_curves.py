@@ -1,6 +1,7 @@
 """Plot every loss term against step for the runs behind the shipped weights (docs/*.png).
 
-  python docs/training_curves.py export <run_dir>/logs stage.csv   # TensorBoard events -> CSV
+  python docs/training_curves.py export <run_dir>/logs stage.csv [offset]   # TensorBoard events -> CSV
+      (offset: steps the run's initial weights had already taken, added to its own step count)
   python docs/training_curves.py plot                               # docs/training_logs/*.csv -> PNGs
 
 Needs matplotlib (a documentation tool: not in requirements.txt).
@@ -15,24 +16,28 @@ LOGS = os.path.join(HERE, 'training_logs')
 
 # (figure, title, [(csv file, label)]) for `plot`
 FIGURES = [
-    ('training_decomposition.png', 'Stage 1, DecomNet: loss terms (batch 10 x 48^2, Adam 1e-4)',
+    ('training_decomposition.png', 'Stage 1, DecomNet: loss terms (Adam 1e-4; batch 10 x 48^2 unless said)',
      [('decomposition_tf_cpu_faithful.csv', 'TF trainer, CPU, authors\' weights (equal_R 0.01)'),
       ('decomposition_gpu_equal_R_0.01.csv', 'GPU mirror, equal_R 0.01'),
       ('decomposition_gpu_equal_R_0.1.csv', 'GPU mirror, equal_R 0.1'),
       ('decomposition_gpu_equal_R_0.3.csv', 'GPU mirror, equal_R 0.3 (shipped, part 1: 127 pairs)'),
       ('decomposition_gpu_equal_R_1.0.csv', 'GPU mirror, equal_R 1.0'),
-      ('decomposition_tf_cpu_finetune_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 2: 485 pairs)')]),
-    ('training_restoration.png', 'Stage 2, Restoration_net: loss terms (batch 4 x 384^2, GPU mirror)',
-     [('restoration_gpu.csv', 'shipped, part 1: 127 pairs'),
-      ('restoration_gpu_finetune_485.csv', 'shipped, parts 2-3: 485 pairs')]),
+      ('decomposition_tf_cpu_finetune_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 2: 485 pairs)'),
+      ('decomposition_tf_cpu_long_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 3: 485 pairs)'),
+      ('decomposition_tf_cpu_192px_485.csv', 'TF trainer, equal_R 0.3, 4 x 192^2 (shipped, part 4)')]),
+    ('training_restoration.png', 'Stage 2, Restoration_net: loss terms (batch 4 x 384^2 unless said)',
+     [('restoration_gpu.csv', 'shipped, part 1: 127 pairs, GPU mirror'),
+      ('restoration_gpu_finetune_485.csv', 'shipped, parts 2-3: 485 pairs, GPU mirror'),
+      ('restoration_tf_cpu_192px_485.csv', 'shipped, part 4: 485 pairs, TF trainer, CPU, 8 x 192^2')]),
     ('training_adjustment.png', 'Stage 3, Illumination_adjust_net: loss terms (batch 10 x 48^2, TF trainer, CPU)',
-     [('adjustment_tf_cpu.csv', 'previous run, 127 pairs'),
-      ('adjustment_tf_cpu_485.csv', 'shipped, 485 pairs')]),
+     [('adjustment_tf_cpu.csv', 'earlier run, 127 pairs'),
+      ('adjustment_tf_cpu_485.csv', 'earlier run, 485 pairs'),
+      ('adjustment_tf_cpu_485_decom40551.csv', 'shipped, 485 pairs, shipped DecomNet')]),
 ]
 
 
-def export(log_dir, path):
-    """Scalars 'loss/<term>' of TensorBoard event files -> CSV with one column per term."""
+def export(log_dir, path, offset=0):
+    """Scalars 'loss/<term>' of TensorBoard event files -> CSV with one column per term, steps + offset."""
     import utils_path  # noqa: F401
     import utils
     tf = utils.import_tensorflow()
@@ -47,7 +52,7 @@ def export(log_dir, path):
         writer = csv.writer(stream)
         writer.writerow(['step'] + names)
         for step in sorted(rows):
-            writer.writerow([step] + ['%.6g' % rows[step].get(n, float('nan')) for n in names])
+            writer.writerow([step + offset] + ['%.6g' % rows[step].get(n, float('nan')) for n in names])
 
 
 def read(path):
@@ -97,6 +102,6 @@ def plot():
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['export']:
-        export(sys.argv[2], sys.argv[3])
+        export(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     else:
         plot()
