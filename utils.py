@@ -355,6 +355,16 @@ def import_tensorflow():
 
 
 
+def load_npz_parts(paths):
+    """{TF variable name: array} merged from .npz files holding parts of one net's weights (the
+    format of gpu/convert.py and the PyTorch mirror; large nets are split to travel)."""
+    arrays = {}
+    for path in paths:
+        with np.load(path) as part:
+            arrays.update({name: part[name] for name in part.files})
+    return arrays
+
+
 def latest_checkpoint(folder):
     """The checkpoint prefix a folder's `checkpoint` state file names, or None."""
     tf = import_tensorflow()

@@ -51,7 +51,7 @@ def main():
                                  {low: image_low[None], high: image_high[None]})
             values.append(result)
             if image_name in args.images:
-                (r_low, i_low), (r_high, i_high) = (tuple(x[0] for x in result[k]) for k in (1, 2))
+                (r_low, i_low), (r_high, i_high) = [[x[0] for x in pair] for pair in result[1:]]   # drop the batch axis
                 pictures.append((image_name, [image_low, r_low, i_low, image_high, r_high, i_high]))
         mean = {k: np.mean([v[0][k] for v in values]) for k in values[0][0]}
         i_low_mean = np.mean([v[1][1].mean() for v in values])

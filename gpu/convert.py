@@ -33,10 +33,7 @@ def export_npz(folder, path):
 def import_npz(paths, folder, step=None):
     """Build the net the arrays belong to, load them by name (names and shapes checked) and save a
     weights-only checkpoint into `folder`."""
-    arrays = {}
-    for path in paths:
-        with np.load(path) as data:
-            arrays.update({k: data[k] for k in data.files})
+    arrays = utils.load_npz_parts(paths)
     scope = {name.split('/')[0] for name in arrays}
     if len(scope) != 1 or next(iter(scope)) not in BUILDERS:
         raise utils.UserError('%s: expected the variables of one net, found scopes %s' % (paths, sorted(scope)))

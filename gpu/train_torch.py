@@ -74,11 +74,7 @@ class Run:
             sampler.restore(state['sampler'])
             print('resumed at step %d of %s' % (self.step, self.total), flush=True)
         elif args.init_weights:   # a new run that fine-tunes given weights (TF-named npz parts)
-            arrays = {}
-            for path in args.init_weights:
-                with np.load(path) as part:
-                    arrays.update({k: part[k] for k in part.files})
-            kt.load_tf_arrays(net, arrays)
+            kt.load_tf_arrays(net, utils.load_npz_parts(args.init_weights))
             print('initialised from %s' % ', '.join(args.init_weights), flush=True)
         new_log = not os.path.exists(os.path.join(args.run_dir, 'losses.csv'))
         self.log = open(os.path.join(args.run_dir, 'losses.csv'), 'a', newline='')

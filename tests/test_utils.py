@@ -183,3 +183,14 @@ def test_metrics_reproduce_the_spec_table():
     assert utils.ssim_metric(high, low) == pytest.approx(0.2340, abs=1e-4)
     assert utils.psnr(high, gained) == pytest.approx(18.1131, abs=2e-3)
     assert utils.ssim_metric(high, gained) == pytest.approx(0.6639, abs=2e-3)
+
+
+def test_npz_parts_merge_into_one_set_of_named_arrays(tmp_path):
+    first = {'Net/a/weights': np.arange(6, dtype=np.float32).reshape(2, 3)}
+    second = {'Net/b/biases': np.ones(3, np.float32), 'Net/c/biases': np.zeros(2, np.float32)}
+    np.savez(tmp_path / 'part0.npz', **first)
+    np.savez(tmp_path / 'part1.npz', **second)
+    merged = utils.load_npz_parts([str(tmp_path / 'part0.npz'), str(tmp_path / 'part1.npz')])
+    assert sorted(merged) == sorted({**first, **second})
+    for name, value in {**first, **second}.items():
+        np.testing.assert_array_equal(merged[name], value)
