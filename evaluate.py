@@ -39,6 +39,7 @@ TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
 DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
 DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
 MODES = ('fusion', 'plain')
+STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
 PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision, opt-in
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
@@ -114,6 +115,9 @@ class KinD:
                 'plain': restored * adjusted,
                 'fusion': illumination * self.image + (1.0 - illumination) * enhanced,
                 'illumination': illumination,
+                'reflectance': reflectance,
+                'restored': restored,
+                'adjusted': adjusted,
             }
             self.session = tf.Session(config=session_config(precision))
             self.checkpoints = {
@@ -165,6 +169,13 @@ class KinD:
         fit = self._auto_ratio_fit
         mean_illumination = max(float(np.mean(self.illumination(image))), RATIO_EPSILON)
         return float(np.exp(fit['log_scale']) * mean_illumination ** fit['exponent'])
+
+    def stages(self, image, ratio=DEFAULT_RATIO):
+        """Every net's output for a normalised image: reflectance R and illumination I (DecomNet),
+        restored R̂ (Restoration_net) and adjusted Î for `ratio` (Illumination_adjust_net)."""
+        check_ratio(ratio)
+        image = np.asarray(image, np.float32)
+        return {name: self._run(name, image, TILE_MARGIN, ratio) for name in STAGES}
 
     def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1)."""

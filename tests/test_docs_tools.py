@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import utils
@@ -54,3 +55,21 @@ def test_curve_export_adds_the_step_offset(tmp_path):
     with open(path) as stream:
         rows = list(csv.DictReader(stream))
     assert [(int(r['step']), float(r['total'])) for r in rows] == [(1010, 0.5), (1020, 0.25)]
+
+
+def test_error_split_first_column_is_evaluate_s_lol_score(tiny_lol, tmp_path, capsys):
+    """docs/error_split.py's R-hat x I-hat column reproduces evaluate.py's per-image PSNR (plain, GT ratio)."""
+    import evaluate
+    eval15 = os.path.join(tiny_lol, 'eval15')
+    assert evaluate.main(['--input', os.path.join(eval15, 'low'), '--high', os.path.join(eval15, 'high'),
+                          '--output', str(tmp_path), '--no_progress']) == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines()]
+    scores = {cells[0]: float(cells[2]) for cells in table if len(cells) == 4 and cells[0].endswith('.png')}
+    error_split = load_docs_script('error_split')
+    assert error_split.main(['--data_dir', tiny_lol, '--checkpoint_dir', os.path.join(ROOT, 'checkpoint')]) == 0
+    rows = [line.strip('| ').split(' | ') for line in capsys.readouterr().out.splitlines() if '.png |' in line]
+    assert sorted(row[0] for row in rows) == sorted(scores) and len(rows) == 2
+    for row in rows:
+        assert float(row[1]) == pytest.approx(scores[row[0]], abs=0.006)
+        assert float(row[4]) > float(row[1])     # the reference's own decomposition beats the pipeline
+

@@ -154,6 +154,22 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
     kind.close()
 
 
+def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints):
+    """KinD.stages gives R, I, R-hat and I-hat whose product is the plain output, and tiles like enhance."""
+    rng = np.random.default_rng(3)
+    image = utils.normalise(rng.random((200, 296, 3)) * 0.2)
+    kind = evaluate.KinD(random_checkpoints, tile_size=0)
+    whole = kind.stages(image, 4.0)
+    assert set(whole) == set(evaluate.STAGES)
+    assert [whole[name].shape[-1] for name in evaluate.STAGES] == [3, 1, 3, 1]
+    np.testing.assert_array_equal(whole['restored'] * whole['adjusted'], kind.enhance(image, 4.0, 'plain'))
+    kind.tile_size = 64
+    tiled = kind.stages(image, 4.0)
+    for name in evaluate.STAGES:
+        assert np.abs(tiled[name] - whole[name]).max() < 1e-5, name
+    kind.close()
+
+
 def test_auto_ratio_uses_the_fit_beside_the_adjustment_weights(random_checkpoints, pairs, tmp_path, capsys):
     import json
     import shutil

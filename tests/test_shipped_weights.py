@@ -46,7 +46,7 @@ def test_shipped_weights_brighten_a_dark_image(shipped, mode):
     assert brighter.mean() > shipped.enhance(image, 2.0, mode).mean()
 
 
-README_LOL_PLAIN = (20.9738, 0.8137)   # README, "Results on LOL eval15", ground-truth-ratio row
+README_LOL_PLAIN = (21.0225, 0.8146)   # README, "Results on LOL eval15", ground-truth-ratio row
 
 
 @pytest.mark.slow
