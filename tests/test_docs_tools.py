@@ -72,4 +72,3 @@ def test_error_split_first_column_is_evaluate_s_lol_score(tiny_lol, tmp_path, ca
     for row in rows:
         assert float(row[1]) == pytest.approx(scores[row[0]], abs=0.006)
         assert float(row[4]) > float(row[1])     # the reference's own decomposition beats the pipeline
-
