@@ -26,7 +26,6 @@ tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
 
 DEFAULT_RATIO = 5.0               # alpha of the released evaluate.py (spec 7a, Q15)
-RATIO_EPSILON = 1e-4              # alpha = mean(I_high / (I_low + 1e-4)) (spec 7b)
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
 GRAY_TRICK_SIGMA = 3.0            # skimage.filters.gaussian(g, 3), truncate 4.0 ...
 GRAY_TRICK_RADIUS = int(4.0 * GRAY_TRICK_SIGMA + 0.5)   # ... -> 25 taps, radius 12
@@ -130,32 +129,31 @@ class KinD:
     def close(self):
         self.session.close()
 
-    def _run(self, output, image, margin, ratio=DEFAULT_RATIO):
-        """Evaluate one output on a normalised HxWx3 image, whole or tile by tile."""
+    def _run(self, outputs, image, margin, ratio=DEFAULT_RATIO):
+        """Evaluate the named outputs on a normalised HxWx3 image in one pass, whole or tile by
+        tile: {name: array [H,W,C]}."""
         height, width = image.shape[:2]
-        tensor = self.outputs[output]
+        tensors = {name: self.outputs[name] for name in outputs}
         feed = {self.ratio: ratio}
         if not self.tile_size or height * width <= self.tile_size ** 2:
             feed[self.image] = image[None]
-            return self.session.run(tensor, feed)[0]
-        result = np.empty((height, width, tensor.shape[-1]), np.float32)
+            return {name: array[0] for name, array in self.session.run(tensors, feed).items()}
+        results = {name: np.empty((height, width, tensor.shape[-1]), np.float32) for name, tensor in tensors.items()}
         for top, bottom, core_top, core_bottom in _tiles(height, self.tile_size, margin):
             for left, right, core_left, core_right in _tiles(width, self.tile_size, margin):
                 feed[self.image] = image[None, top:bottom, left:right]
-                tile = self.session.run(tensor, feed)[0]
-                result[core_top:core_bottom, core_left:core_right] = \
-                    tile[core_top - top:core_bottom - top, core_left - left:core_right - left]
-        return result
+                for name, tile in self.session.run(tensors, feed).items():
+                    results[name][core_top:core_bottom, core_left:core_right] = \
+                        tile[0, core_top - top:core_bottom - top, core_left - left:core_right - left]
+        return results
 
     def illumination(self, image):
         """The decomposed illumination I [H,W,1] of a normalised image."""
-        return self._run('illumination', image, DECOM_MARGIN)
+        return self._run(('illumination',), image, DECOM_MARGIN)['illumination']
 
     def ground_truth_ratio(self, image_low, image_high):
-        """alpha = mean(I_high / (I_low + 1e-4)) from the decomposed pair (spec 7b)."""
-        illumination_low, illumination_high = self.illumination(image_low), self.illumination(image_high)
-        return float(np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
-                             dtype=np.float32))
+        """alpha of spec 7b from the decomposed pair (utils.ground_truth_ratio)."""
+        return float(utils.ground_truth_ratio(self.illumination(image_low), self.illumination(image_high)))
 
     def auto_ratio(self, image):
         """A ratio without ground truth: exp(log_scale) * mean(I_low) ** exponent, the fit the
@@ -167,22 +165,24 @@ class KinD:
             with open(self.auto_ratio_path) as stream:
                 self._auto_ratio_fit = json.load(stream)
         fit = self._auto_ratio_fit
-        mean_illumination = max(float(np.mean(self.illumination(image))), RATIO_EPSILON)
+        mean_illumination = max(float(np.mean(self.illumination(image))), utils.RATIO_EPSILON)
         return float(np.exp(fit['log_scale']) * mean_illumination ** fit['exponent'])
 
-    def stages(self, image, ratio=DEFAULT_RATIO):
-        """Every net's output for a normalised image: reflectance R and illumination I (DecomNet),
-        restored R̂ (Restoration_net) and adjusted Î for `ratio` (Illumination_adjust_net)."""
+    def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES):
+        """The nets' outputs for a normalised image, in one pass: of STAGES, reflectance R and
+        illumination I (DecomNet), restored R̂ (Restoration_net), adjusted Î for `ratio`."""
         check_ratio(ratio)
-        image = np.asarray(image, np.float32)
-        return {name: self._run(name, image, TILE_MARGIN, ratio) for name in STAGES}
+        unknown = set(names) - set(STAGES)
+        if unknown:
+            raise utils.UserError('stages are %s, got %s' % (', '.join(STAGES), ', '.join(sorted(unknown))))
+        return self._run(names, np.asarray(image, np.float32), TILE_MARGIN, ratio)
 
     def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1)."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         check_ratio(ratio)
-        return self._run(mode, np.asarray(image, np.float32), TILE_MARGIN, ratio)
+        return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio)[mode]
 
 
 def session_config(precision):

@@ -15,7 +15,6 @@ tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
 import losses  # noqa: E402
 import model  # noqa: E402
 
-RATIO_EPSILON = 1e-4          # the authors' 1e-4 in every ratio estimate (spec 6, Q13)
 AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE = slice(0, 450), slice(451, 461)
 
 
@@ -23,9 +22,9 @@ def ratio_transform(crops, rng):
     """The authors' ratio rule on one sample's (I_low, I_high) crops: half the samples brighten
     (I_low, 1/rho + 1e-4 -> I_high), half darken (I_high, rho -> I_low), rho = mean(I_l/(I_h+1e-4))."""
     i_low, i_high = crops
-    rho = np.mean(i_low / (i_high + np.float32(RATIO_EPSILON)), dtype=np.float32)
+    rho = utils.ground_truth_ratio(i_high, i_low)     # mean(I_l / (I_h + 1e-4))
     if rng.randint(0, 1) == 1:
-        source, ratio, target = i_low, 1.0 / rho + RATIO_EPSILON, i_high
+        source, ratio, target = i_low, 1.0 / rho + utils.RATIO_EPSILON, i_high
     else:
         source, ratio, target = i_high, rho, i_low
     return [source, np.full(source.shape, ratio, dtype=np.float32), target]
@@ -36,9 +35,9 @@ def evaluation_ratio_transform(crops, rng):
     mean(I_h/(I_l+1e-4)) on the crop (spec 7b), and the darkening one its mirror mean(I_l/(I_h+1e-4))."""
     i_low, i_high = crops
     if rng.randint(0, 1) == 1:
-        source, ratio, target = i_low, ground_truth_ratio(i_low, i_high), i_high
+        source, ratio, target = i_low, utils.ground_truth_ratio(i_low, i_high), i_high
     else:
-        source, ratio, target = i_high, ground_truth_ratio(i_high, i_low), i_low
+        source, ratio, target = i_high, utils.ground_truth_ratio(i_high, i_low), i_low
     return [source, np.full(source.shape, ratio, dtype=np.float32), target]
 
 
@@ -53,18 +52,12 @@ def fit_auto_ratio(illumination_pairs):
     alpha being the ground-truth ratio of spec 7b: an automatic ratio that needs no ground truth
     (evaluate.py --ratio auto). Returns the JSON-able fit."""
     mean_low = np.array([np.mean(i_low) for i_low, _ in illumination_pairs], np.float64)
-    alpha = np.array([ground_truth_ratio(i_low, i_high) for i_low, i_high in illumination_pairs], np.float64)
+    alpha = np.array([utils.ground_truth_ratio(i_low, i_high) for i_low, i_high in illumination_pairs], np.float64)
     exponent, log_scale = np.polyfit(np.log(mean_low), np.log(alpha), 1)
     residual = np.log(alpha) - (log_scale + exponent * np.log(mean_low))
     return {'log_scale': float(log_scale), 'exponent': float(exponent), 'pairs': len(alpha),
             'rms_log_error': float(np.sqrt(np.mean(residual ** 2))),
             'formula': 'alpha = exp(log_scale) * mean(I_low) ** exponent'}
-
-
-def ground_truth_ratio(illumination_low, illumination_high):
-    """Plain-mode LOL estimator alpha = mean(I_high / (I_low + 1e-4)) (spec 7b)."""
-    return np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)),
-                   dtype=np.float32)
 
 
 class AdjustmentStage(utils.FrozenDecompositionStage):
@@ -116,7 +109,7 @@ class AdjustmentStage(utils.FrozenDecompositionStage):
     def write_samples(self, sess, epoch, folder):
         grids = []
         for name, ((_, i_low), (_, i_high)) in self.samples:
-            alpha = ground_truth_ratio(i_low, i_high)
+            alpha = utils.ground_truth_ratio(i_low, i_high)
             adjusted = sess.run(self.adjusted, {self.illumination: i_low[None],
                                                 self.ratio: np.full((1,) + i_low.shape, alpha, np.float32)})
             grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),

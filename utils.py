@@ -355,6 +355,15 @@ def import_tensorflow():
 
 
 
+RATIO_EPSILON = 1e-4   # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
+
+
+def ground_truth_ratio(illumination_low, illumination_high):
+    """Plain-mode LOL estimator alpha = mean(I_high / (I_low + 1e-4)) (spec 7b), float32; with the
+    arguments swapped, the authors' stage-3 rho = mean(I_l / (I_h + 1e-4)) (spec 6)."""
+    return np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)), dtype=np.float32)
+
+
 def load_npz_parts(paths):
     """{TF variable name: array} merged from .npz files holding parts of one net's weights (the
     format of gpu/convert.py and the PyTorch mirror; large nets are split to travel)."""

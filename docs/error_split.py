@@ -18,8 +18,9 @@ COLUMNS = ('R̂·Î', 'R̂·I_high', 'R_high·Î', 'R_high·I_high')
 
 def split_one(kind, image_low, image_high, high_uint8):
     """The four PSNRs of COLUMNS for one pair, the ratio from the decomposed pair as evaluate.py's."""
-    low = kind.stages(image_low, kind.ground_truth_ratio(image_low, image_high))
-    high = kind.stages(image_high)
+    high = kind.stages(image_high, names=('reflectance', 'illumination'))
+    ratio = float(utils.ground_truth_ratio(kind.illumination(image_low), high['illumination']))
+    low = kind.stages(image_low, ratio, names=('restored', 'adjusted'))
     products = (low['restored'] * low['adjusted'], low['restored'] * high['illumination'],
                 high['reflectance'] * low['adjusted'], high['reflectance'] * high['illumination'])
     return [utils.psnr(high_uint8, utils.to_uint8(product)) for product in products]

@@ -167,6 +167,10 @@ def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints
     tiled = kind.stages(image, 4.0)
     for name in evaluate.STAGES:
         assert np.abs(tiled[name] - whole[name]).max() < 1e-5, name
+    subset = kind.stages(image, 4.0, names=('adjusted',))
+    assert list(subset) == ['adjusted'] and np.abs(subset['adjusted'] - whole['adjusted']).max() < 1e-5
+    with pytest.raises(utils.UserError, match='restord'):
+        kind.stages(image, 4.0, names=('restord',))
     kind.close()
 
 
