@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+import brightness
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
@@ -43,7 +44,10 @@ PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precis
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 OUTPUT_SUFFIX = '_kindle'
-AUTO_RATIO_FILE = 'auto_ratio.json'   # written by illumination_adjustment_net_train.py
+METERED_STAGES = ('reflectance', 'illumination', 'restored')   # all an output needs besides alpha
+METER_RANGE = (0.25, 500.0)       # --ratio auto: the alpha bracket of the bisection ...
+METER_STEPS = 14                  # ... narrowed to 0.05 % of alpha
+METER_MAX_PIXELS = 512 * 512      # larger images are metered on a box-downscaled copy
 
 
 def _gaussian_taps():
@@ -124,24 +128,27 @@ class KinD:
                                          os.path.join(checkpoint_dir, folder), scope)
                 for scope, folder in WEIGHT_FOLDERS.items()}
         self.graph.finalize()
-        self.auto_ratio_path = os.path.join(checkpoint_dir, WEIGHT_FOLDERS[model.ADJUST_SCOPE], AUTO_RATIO_FILE)
+        self.auto_ratio_path = os.path.join(checkpoint_dir, WEIGHT_FOLDERS[model.ADJUST_SCOPE], brightness.FIT_FILE)
 
     def close(self):
         self.session.close()
 
-    def _run(self, outputs, image, margin, ratio=DEFAULT_RATIO):
+    def _run(self, outputs, image, margin, ratio=DEFAULT_RATIO, given=None):
         """Evaluate the named outputs on a normalised HxWx3 image in one pass, whole or tile by
-        tile: {name: array [H,W,C]}."""
+        tile: {name: array [H,W,C]}. `given` ({name: full-size array} of other outputs, computed
+        before) is fed instead of recomputed."""
         height, width = image.shape[:2]
         tensors = {name: self.outputs[name] for name in outputs}
+        inputs = {self.image: image}
+        inputs.update({self.outputs[name]: array for name, array in (given or {}).items()})
         feed = {self.ratio: ratio}
         if not self.tile_size or height * width <= self.tile_size ** 2:
-            feed[self.image] = image[None]
+            feed.update({tensor: array[None] for tensor, array in inputs.items()})
             return {name: array[0] for name, array in self.session.run(tensors, feed).items()}
         results = {name: np.empty((height, width, tensor.shape[-1]), np.float32) for name, tensor in tensors.items()}
         for top, bottom, core_top, core_bottom in _tiles(height, self.tile_size, margin):
             for left, right, core_left, core_right in _tiles(width, self.tile_size, margin):
-                feed[self.image] = image[None, top:bottom, left:right]
+                feed.update({tensor: array[None, top:bottom, left:right] for tensor, array in inputs.items()})
                 for name, tile in self.session.run(tensors, feed).items():
                     results[name][core_top:core_bottom, core_left:core_right] = \
                         tile[0, core_top - top:core_bottom - top, core_left - left:core_right - left]
@@ -155,18 +162,46 @@ class KinD:
         """alpha of spec 7b from the decomposed pair (utils.ground_truth_ratio)."""
         return float(utils.ground_truth_ratio(self.illumination(image_low), self.illumination(image_high)))
 
-    def auto_ratio(self, image):
-        """A ratio without ground truth: exp(log_scale) * mean(I_low) ** exponent, the fit the
-        stage-3 trainer made on its training pairs (auto_ratio.json beside the adjustment weights)."""
+    def _brightness_fit(self):
+        """The stage-3 trainer's brightness.fit (auto_ratio.json beside the adjustment weights)."""
         if not hasattr(self, '_auto_ratio_fit'):
+            how = ('written by illumination_adjustment_net_train.py; run it with --fit_auto_ratio_only '
+                   'to make it')
             if not os.path.isfile(self.auto_ratio_path):
-                raise utils.UserError('--ratio auto needs %s (written by illumination_adjustment_net_train.py; '
-                                      'run it with --fit_auto_ratio_only to make it)' % self.auto_ratio_path)
+                raise utils.UserError('--ratio auto needs %s (%s)' % (self.auto_ratio_path, how))
             with open(self.auto_ratio_path) as stream:
-                self._auto_ratio_fit = json.load(stream)
-        fit = self._auto_ratio_fit
-        mean_illumination = max(float(np.mean(self.illumination(image))), utils.RATIO_EPSILON)
-        return float(np.exp(fit['log_scale']) * mean_illumination ** fit['exponent'])
+                fit = json.load(stream)
+            if fit.get('feature_names') != list(brightness.FEATURE_NAMES):
+                raise utils.UserError('%s is not a fit of this version\'s brightness features (%s)'
+                                      % (self.auto_ratio_path, how))
+            self._auto_ratio_fit = fit
+        return self._auto_ratio_fit
+
+    def enhance_auto(self, image, raw, mode='fusion'):
+        """(enhanced image, alpha) without ground truth. alpha is metered: chosen by bisection so
+        that the output's mean reaches the reference brightness predicted from the raw input's
+        level and noise (brightness.predict with the stage-3 trainer's fit)."""
+        if mode not in MODES:
+            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        target = math.exp(brightness.predict(self._brightness_fit(), brightness.features(raw)))
+        image = np.asarray(image, np.float32)
+        given = self._run(METERED_STAGES, image, TILE_MARGIN)
+        alpha = self._meter(image, given, mode, target)
+        return self._run((mode,), image, TILE_MARGIN, alpha, given)[mode], alpha
+
+    def _meter(self, image, given, mode, target):
+        """The alpha whose `mode` output, saved as uint8, has mean `target` (in [0, 1] units), on
+        the image and its stages `given`, box-downscaled to at most METER_MAX_PIXELS."""
+        factor = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / METER_MAX_PIXELS)))
+        feed = {self.outputs[name]: _box_downscale(array, factor)[None] for name, array in given.items()}
+        feed[self.image] = _box_downscale(image, factor)[None]
+        low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
+        for _ in range(METER_STEPS):
+            middle = 0.5 * (low + high)
+            feed[self.ratio] = math.exp(middle)
+            mean = utils.to_uint8(self.session.run(self.outputs[mode], feed)).mean() / 255.0
+            low, high = (middle, high) if mean < target else (low, middle)
+        return math.exp(0.5 * (low + high))
 
     def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES):
         """The nets' outputs for a normalised image, in one pass: of STAGES, reflectance R and
@@ -194,6 +229,15 @@ def session_config(precision):
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
             rewriter_config_pb2.RewriterConfig.ON
     return config
+
+
+def _box_downscale(array, factor):
+    """Mean over factor x factor blocks (the ragged border dropped); the array itself for 1."""
+    if factor == 1:
+        return array
+    height, width = array.shape[0] // factor * factor, array.shape[1] // factor * factor
+    blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
 def check_ratio(ratio):
@@ -277,9 +321,10 @@ def build_parser():
                         'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
                         'decomposed ground truth (the LOL protocol)')
     parser.add_argument('--ratio', type=parse_ratio, default=None,
-                        help='illumination ratio alpha, or "auto" (from the decomposed input\'s mean '
-                             'illumination, fitted on the training set; no ground truth needed). '
-                             'Default %.1f, as released; with --high: from the ground truth' % DEFAULT_RATIO)
+                        help='illumination ratio alpha, or "auto": metered per image so that the '
+                             'output is as bright as the training set says the input\'s level and '
+                             'noise predict (no ground truth needed). Default %.1f, as released; '
+                             'with --high: from the ground truth' % DEFAULT_RATIO)
     parser.add_argument('--mode', choices=MODES, default=None,
                         help='fusion: gray trick + fusion with the input (released evaluate.py); '
                              'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
@@ -331,11 +376,12 @@ def output_path(folder, image_path, inputs, taken, overwrite):
 
 
 def _read(path, high_dir, max_pixels):
-    """Background job: the normalised input, its notes, and the raw and normalised ground truth."""
+    """Background job: the raw and normalised input, its notes, and the normalised and uint8 ground
+    truth."""
     raw, notes = utils.read_image(path, max_pixels)
     image = utils.normalise(raw)
     if high_dir is None:
-        return image, notes, None, None
+        return raw, image, notes, None, None
     high_path = os.path.join(high_dir, os.path.basename(path))
     if not os.path.isfile(high_path):
         raise utils.ImageError(path, 'no ground truth %s' % high_path)
@@ -343,7 +389,7 @@ def _read(path, high_dir, max_pixels):
     if high_raw.shape != raw.shape:
         raise utils.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
             high_path, high_raw.shape[1], high_raw.shape[0], raw.shape[1], raw.shape[0]))
-    return image, notes, utils.normalise(high_raw), utils.quantise(high_raw)
+    return raw, image, notes, utils.normalise(high_raw), utils.quantise(high_raw)
 
 
 def run(args):
@@ -394,18 +440,16 @@ def run(args):
             if index + 2 < len(images):
                 reads.append(pool.submit(_read, images[index + 2], args.high, args.max_image_pixels))
             try:
-                image, notes, high, high_uint8 = reads[index].result()
+                raw, image, notes, high, high_uint8 = reads[index].result()
                 for note in notes:
                     if note not in notes_said:
                         notes_said.add(note)
                         _say(iterator, 'note: %s: %s (said once)' % (path, note))
-                if ratio_source == 'ground truth':
-                    alpha = kind.ground_truth_ratio(image, high)
-                elif ratio_source == 'auto':
-                    alpha = kind.auto_ratio(image)
+                if ratio_source == 'auto':
+                    output, alpha = kind.enhance_auto(image, raw, mode)
                 else:
-                    alpha = ratio
-                output = kind.enhance(image, alpha, mode)
+                    alpha = kind.ground_truth_ratio(image, high) if ratio_source == 'ground truth' else ratio
+                    output = kind.enhance(image, alpha, mode)
             except utils.UserError as error:
                 failures.append(str(error))
                 _say(iterator, 'failed: %s' % error)
@@ -435,7 +479,7 @@ def run(args):
 
 
 RATIO_SOURCES = {'ground truth': 'from the decomposed ground truth (LOL protocol)',
-                 'auto': 'auto (from the decomposed input, no ground truth)'}
+                 'auto': 'auto (metered to the brightness the input\'s level and noise predict; no ground truth)'}
 
 
 def _tqdm(items):

@@ -10,6 +10,8 @@ import os
 import sys
 
 import numpy as np
+
+import brightness
 import utils
 tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
 import losses  # noqa: E402
@@ -44,20 +46,18 @@ def evaluation_ratio_transform(crops, rng):
 RATIO_RULES = {'authors': ratio_transform, 'evaluation': evaluation_ratio_transform}
 
 
-AUTO_RATIO_FILE = 'auto_ratio.json'
-
-
-def fit_auto_ratio(illumination_pairs):
-    """Fit log(alpha) = log_scale + exponent * log(mean I_low) by least squares over training pairs,
-    alpha being the ground-truth ratio of spec 7b: an automatic ratio that needs no ground truth
-    (evaluate.py --ratio auto). Returns the JSON-able fit."""
-    mean_low = np.array([np.mean(i_low) for i_low, _ in illumination_pairs], np.float64)
-    alpha = np.array([utils.ground_truth_ratio(i_low, i_high) for i_low, i_high in illumination_pairs], np.float64)
-    exponent, log_scale = np.polyfit(np.log(mean_low), np.log(alpha), 1)
-    residual = np.log(alpha) - (log_scale + exponent * np.log(mean_low))
-    return {'log_scale': float(log_scale), 'exponent': float(exponent), 'pairs': len(alpha),
-            'rms_log_error': float(np.sqrt(np.mean(residual ** 2))),
-            'formula': 'alpha = exp(log_scale) * mean(I_low) ** exponent'}
+def fit_auto_ratio(args):
+    """brightness.fit on the raw files of the pairs this stage trains on (our485, or the authors'
+    slice): what evaluate.py --ratio auto meters its outputs to. Returns the JSON-able fit."""
+    root = os.path.join(args.data_dir, 'our485')
+    pairs = utils.find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
+    names = [os.path.splitext(os.path.basename(low))[0] for low, _ in pairs]
+    pairs = utils.split_for_authors(args, names, pairs, AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE)[0]
+    rows, targets = [], []
+    for low, high in utils.progress_iter(pairs, not args.no_progress, 'metering'):
+        rows.append(brightness.features(utils.read_image(low)[0]))
+        targets.append(brightness.log_brightness(utils.read_image(high)[0]))
+    return brightness.fit(rows, targets)
 
 
 class AdjustmentStage(utils.FrozenDecompositionStage):
@@ -79,8 +79,8 @@ class AdjustmentStage(utils.FrozenDecompositionStage):
                                  "mean(I_l/I_h) to darken), or 'evaluation': mean(I_h/I_l), the "
                                  "estimator the LOL evaluation feeds (spec Q13)")
         parser.add_argument('--fit_auto_ratio_only', action='store_true',
-                            help='only decompose the training pairs and write %s (every run writes '
-                                 'it) for evaluate.py --ratio auto' % AUTO_RATIO_FILE)
+                            help='only write %s, the brightness fit of evaluate.py --ratio auto '
+                                 '(every run writes it), and train nothing' % brightness.FIT_FILE)
 
     def build(self, args):
         self.build_decomposition()
@@ -95,13 +95,15 @@ class AdjustmentStage(utils.FrozenDecompositionStage):
         return RATIO_RULES[args.ratio_rule]
 
     def prepare(self, args, sess):
+        fit = fit_auto_ratio(args)
+        utils.write_json(os.path.join(args.checkpoint_dir, self.weights_subdir, brightness.FIT_FILE), fit)
+        print('wrote %s: log brightness from %d pairs, rms error %.3f (10-fold CV %.3f)' % (
+            brightness.FIT_FILE, fit['pairs'], fit['rms_log_error'], fit['cv_rms_log_error']))
+        if args.fit_auto_ratio_only:
+            return []
         decomposed, samples = self.decompose_data(args, sess)
         self.samples = [(name, pair) for name, _, pair in samples]
-        items = [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
-        weights_dir = os.path.join(args.checkpoint_dir, self.weights_subdir)
-        os.makedirs(weights_dir, exist_ok=True)
-        utils.write_json(os.path.join(weights_dir, AUTO_RATIO_FILE), fit_auto_ratio(items))
-        return items
+        return [(i_low, i_high) for (_, i_low), (_, i_high) in decomposed]
 
     def prepare_only(self, args):
         return args.fit_auto_ratio_only

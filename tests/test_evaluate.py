@@ -174,22 +174,50 @@ def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints
     kind.close()
 
 
-def test_auto_ratio_uses_the_fit_beside_the_adjustment_weights(random_checkpoints, pairs, tmp_path, capsys):
+def constant_brightness_fit(mean):
+    """A brightness fit (auto_ratio.json) that predicts the output mean `mean` for every input."""
+    import brightness
+    count = len(brightness.FEATURE_NAMES)
+    return {'feature_names': list(brightness.FEATURE_NAMES), 'feature_mean': [0.0] * count,
+            'feature_scale': [1.0] * count, 'weights': [0.0] * count, 'intercept': np.log(mean),
+            'clip': [np.log(mean)] * 2}
+
+
+def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_checkpoints, pairs, tmp_path, capsys):
     import json
     import shutil
     checkpoints = tmp_path / 'ck'
     shutil.copytree(random_checkpoints, checkpoints)
+    fit_file = checkpoints / 'illumination_adjust_net_train' / 'auto_ratio.json'
     common = ['--input', os.path.join(pairs, 'low'), '--output', str(tmp_path / 'o'),
               '--checkpoint_dir', str(checkpoints), '--no_progress', '--ratio', 'auto']
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and 'auto_ratio.json' in out and '--fit_auto_ratio_only' in out
-    fit = {'log_scale': 0.5, 'exponent': -0.75}
-    (checkpoints / 'illumination_adjust_net_train' / 'auto_ratio.json').write_text(json.dumps(fit))
-    kind = evaluate.KinD(str(checkpoints))
-    image = utils.load_image(os.path.join(pairs, 'low', '2.png'))
-    expected = np.exp(0.5) * float(np.mean(kind.illumination(image))) ** -0.75
-    assert kind.auto_ratio(image) == pytest.approx(expected, rel=1e-6)
-    kind.close()
+    fit_file.write_text(json.dumps({'log_scale': 0.5, 'exponent': -0.75}))     # an older version's fit
+    status, out, _ = run_cli(capsys, *common)
+    assert status == 1 and "not a fit of this version's brightness features" in out
+    fit_file.write_text(json.dumps(constant_brightness_fit(0.2)))
+    raw = utils.read_image(os.path.join(pairs, 'low', '2.png'))[0]
+    image = utils.normalise(raw)
+    results = {}
+    for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
+        kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
+        for mode in evaluate.MODES:
+            output, alpha = kind.enhance_auto(image, raw, mode)
+            assert evaluate.METER_RANGE[0] <= alpha <= evaluate.METER_RANGE[1]
+            assert np.abs(output - kind.enhance(image, alpha, mode)).max() < 1e-6
+            results.setdefault(mode, []).append((output, alpha))
+        kind.close()
+    for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
+        assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled - whole).max() < 1e-3
     status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'))
-    assert status == 0 and 'ratio auto (from the decomposed input, no ground truth)' in out
-    assert table_rows(out)['2.png'][0] == pytest.approx(expected, abs=1e-4)
+    assert status == 0 and 'ratio auto (metered' in out
+    assert table_rows(out)['2.png'][0] == pytest.approx(results['fusion'][0][1], abs=1e-4)
+
+
+def test_box_downscale_averages_blocks():
+    array = np.arange(5 * 7 * 2, dtype=np.float32).reshape(5, 7, 2)
+    small = evaluate._box_downscale(array, 2)
+    assert small.shape == (2, 3, 2)
+    np.testing.assert_allclose(small[1, 2], array[2:4, 4:6].reshape(-1, 2).mean(0))
+    assert evaluate._box_downscale(array, 1) is array

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+import brightness
 import evaluate
 import model
 import utils
@@ -28,7 +29,8 @@ def test_every_net_is_shipped_and_complete(shipped):
         sizes = dict(tf.train.list_variables(prefix))
         assert sum(int(np.prod(s)) for s in sizes.values()) == model.PARAM_COUNTS[scope]
     fit = json.load(open(os.path.join(CHECKPOINTS, 'illumination_adjust_net_train', 'auto_ratio.json')))
-    assert fit['exponent'] < 0          # darker inputs get larger ratios
+    assert fit['pairs'] == 485 and fit['feature_names'] == list(brightness.FEATURE_NAMES)
+    assert fit['cv_rms_log_error'] < 0.21       # README: 0.206; a constant guess: 0.234
 
 
 @pytest.mark.parametrize('mode', evaluate.MODES)
@@ -37,8 +39,12 @@ def test_shipped_weights_brighten_a_dark_image(shipped, mode):
     rng = np.random.default_rng(0)
     dark = evaluate.simulate_low_light(skimage.data.chelsea()[::2, ::2], rng)
     image = utils.normalise(dark / 255.0)
-    for ratio in (3.0, shipped.auto_ratio(image)):
-        output = shipped.enhance(image, ratio, mode)
+    auto, alpha = shipped.enhance_auto(image, dark / 255.0, mode)
+    # metered: the saved output's mean is the brightness the fit predicts from the dark input
+    predicted = brightness.predict(shipped._brightness_fit(), brightness.features(dark / 255.0))
+    assert np.log(utils.to_uint8(auto).mean() / 255.0) == pytest.approx(predicted, abs=0.005)
+    np.testing.assert_allclose(auto, shipped.enhance(image, alpha, mode), atol=1e-6)
+    for output in (shipped.enhance(image, 3.0, mode), auto):
         assert output.shape == image.shape and np.isfinite(output).all()
         assert output.min() >= 0 and output.max() <= 1
         assert output.mean() > 1.5 * (dark / 255.0).mean()
@@ -46,20 +52,24 @@ def test_shipped_weights_brighten_a_dark_image(shipped, mode):
     assert brighter.mean() > shipped.enhance(image, 2.0, mode).mean()
 
 
-README_LOL_PLAIN = (21.0225, 0.8146)   # README, "Results on LOL eval15", ground-truth-ratio row
+# README, "Results on LOL eval15": the ground-truth-ratio row and the no-ground-truth default
+README_LOL_ROWS = {'plain, ground-truth ratio': ([], (21.0225, 0.8146)),
+                   'fusion, --ratio auto': (['--ratio', 'auto'], (19.6889, 0.7957))}
 
 
 @pytest.mark.slow
 @needs_lol
-def test_lol_table_matches_the_readme(tmp_path, capsys):
-    """`python evaluate.py --input eval15/low --high eval15/high` prints the README's figures."""
+@pytest.mark.parametrize('row', sorted(README_LOL_ROWS))
+def test_lol_table_matches_the_readme(tmp_path, capsys, row):
+    """`python evaluate.py --input eval15/low --high eval15/high [flags]` prints the README's figures."""
+    flags, expected = README_LOL_ROWS[row]
     status = evaluate.main(['--input', os.path.join(LOL, 'eval15', 'low'), '--high',
-                            os.path.join(LOL, 'eval15', 'high'), '--output', str(tmp_path), '--no_progress'])
+                            os.path.join(LOL, 'eval15', 'high'), '--output', str(tmp_path), '--no_progress', *flags])
     out = capsys.readouterr().out
     assert status == 0
     mean_line = next(line for line in out.splitlines() if line.startswith('mean (15 images)'))
     psnr, ssim = (float(x) for x in mean_line.split()[-2:])
-    assert psnr == pytest.approx(README_LOL_PLAIN[0], abs=0.01)
-    assert ssim == pytest.approx(README_LOL_PLAIN[1], abs=0.001)
+    assert psnr == pytest.approx(expected[0], abs=0.01)
+    assert ssim == pytest.approx(expected[1], abs=0.001)
     readme = open(os.path.join(ROOT, 'README.md')).read()
-    assert '**%.4f** | **%.4f**' % README_LOL_PLAIN in readme
+    assert '**%.4f** | **%.4f**' % expected in readme

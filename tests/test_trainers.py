@@ -11,7 +11,7 @@ import pytest
 import model
 import utils
 from decomposition_net_train import DecompositionStage
-from illumination_adjustment_net_train import (AdjustmentStage, evaluation_ratio_transform, fit_auto_ratio,
+from illumination_adjustment_net_train import (AdjustmentStage, evaluation_ratio_transform,
                                                ratio_transform)
 from reflectance_restoration_net_train import RestorationStage
 
@@ -108,27 +108,23 @@ def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys,
         np.testing.assert_array_equal(decom_vars[name], array)
 
 
-def test_adjustment_stage_writes_the_auto_ratio_fit(stage1, tiny_lol, tmp_path):
-    import json
-    checkpoint_dir = str(tmp_path / 'checkpoint')
-    shutil.copytree(os.path.join(stage1, 'decom_net_train'), os.path.join(checkpoint_dir, 'decom_net_train'))
+def test_adjustment_stage_writes_the_brightness_fit_of_the_raw_pairs(tiny_lol, tmp_path):
+    import brightness
+    checkpoint_dir = str(tmp_path / 'checkpoint')          # no DecomNet needed to fit
     assert train(AdjustmentStage(), tiny_lol, checkpoint_dir, '--fit_auto_ratio_only') == 0
     folder = os.path.join(checkpoint_dir, 'illumination_adjust_net_train')
     fit = json.load(open(os.path.join(folder, 'auto_ratio.json')))
-    assert fit['pairs'] == 4 and np.isfinite(fit['log_scale']) and np.isfinite(fit['exponent'])
+    root = os.path.join(tiny_lol, 'our485')
+    pairs = utils.find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
+    expected = brightness.fit([brightness.features(utils.read_image(low)[0]) for low, _ in pairs],
+                              [brightness.log_brightness(utils.read_image(high)[0]) for _, high in pairs])
+    assert sorted(fit) == sorted(expected) and fit['pairs'] == 4
+    for key, value in expected.items():
+        if isinstance(value, str) or key == 'feature_names':
+            assert fit[key] == value
+        else:
+            np.testing.assert_allclose(fit[key], value, rtol=1e-12)
     assert utils.latest_checkpoint(folder) is None          # nothing trained
-
-
-def test_auto_ratio_fit_recovers_a_power_law():
-    pairs = []
-    for mean_low in (0.05, 0.1, 0.2, 0.3, 0.5):
-        i_low = np.full((8, 8, 1), mean_low, np.float32)
-        alpha = 1.5 * mean_low ** -0.8
-        pairs.append((i_low, (i_low + np.float32(1e-4)) * np.float32(alpha)))
-    fit = fit_auto_ratio(pairs)
-    assert fit['exponent'] == pytest.approx(-0.8, abs=1e-4)
-    assert np.exp(fit['log_scale']) == pytest.approx(1.5, rel=1e-4)
-    assert fit['rms_log_error'] < 1e-5
 
 
 def test_restoration_learning_rate_schedule():
