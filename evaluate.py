@@ -178,9 +178,10 @@ class KinD:
         return self._auto_ratio_fit
 
     def enhance_auto(self, image, raw, mode='fusion'):
-        """(enhanced image, alpha) without ground truth. alpha is metered: chosen by bisection so
-        that the output's mean reaches the reference brightness predicted from the raw input's
-        level and noise (brightness.predict with the stage-3 trainer's fit)."""
+        """(enhanced image, alpha) without ground truth, for a normalised image and its raw RGB in
+        [0, 1] (utils.read_image). alpha is metered: chosen by bisection so that the output's mean
+        reaches the reference brightness predicted from the raw input's level and noise
+        (brightness.predict with the stage-3 trainer's fit)."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         target = math.exp(brightness.predict(self._brightness_fit(), brightness.features(raw)))
