@@ -129,6 +129,7 @@ class KinD:
                 for scope, folder in WEIGHT_FOLDERS.items()}
         self.graph.finalize()
         self.auto_ratio_path = os.path.join(checkpoint_dir, WEIGHT_FOLDERS[model.ADJUST_SCOPE], brightness.FIT_FILE)
+        self._auto_ratio_fit = None   # read at the first --ratio auto image
 
     def close(self):
         self.session.close()
@@ -164,7 +165,7 @@ class KinD:
 
     def _brightness_fit(self):
         """The stage-3 trainer's brightness.fit (auto_ratio.json beside the adjustment weights)."""
-        if not hasattr(self, '_auto_ratio_fit'):
+        if self._auto_ratio_fit is None:
             how = ('written by illumination_adjustment_net_train.py; run it with --fit_auto_ratio_only '
                    'to make it')
             if not os.path.isfile(self.auto_ratio_path):
@@ -192,16 +193,24 @@ class KinD:
 
     def _meter(self, image, given, mode, target):
         """The alpha whose `mode` output, saved as uint8, has mean `target` (in [0, 1] units), on
-        the image and its stages `given`, box-downscaled to at most METER_MAX_PIXELS."""
+        the image and its stages `given`, box-downscaled to at most METER_MAX_PIXELS. Bisection in
+        log alpha; the output may brighten or darken with alpha (the bracket's ends say which)."""
         factor = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / METER_MAX_PIXELS)))
         feed = {self.outputs[name]: _box_downscale(array, factor)[None] for name, array in given.items()}
         feed[self.image] = _box_downscale(image, factor)[None]
+
+        def mean_at(log_alpha):
+            feed[self.ratio] = math.exp(log_alpha)
+            return utils.to_uint8(self.session.run(self.outputs[mode], feed)).mean() / 255.0
+
         low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
+        rising = mean_at(high) >= mean_at(low)
         for _ in range(METER_STEPS):
             middle = 0.5 * (low + high)
-            feed[self.ratio] = math.exp(middle)
-            mean = utils.to_uint8(self.session.run(self.outputs[mode], feed)).mean() / 255.0
-            low, high = (middle, high) if mean < target else (low, middle)
+            if (mean_at(middle) < target) == rising:
+                low = middle
+            else:
+                high = middle
         return math.exp(0.5 * (low + high))
 
     def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES):

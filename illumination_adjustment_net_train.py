@@ -49,10 +49,8 @@ RATIO_RULES = {'authors': ratio_transform, 'evaluation': evaluation_ratio_transf
 def fit_auto_ratio(args):
     """brightness.fit on the raw files of the pairs this stage trains on (our485, or the authors'
     slice): what evaluate.py --ratio auto meters its outputs to. Returns the JSON-able fit."""
-    root = os.path.join(args.data_dir, 'our485')
-    pairs = utils.find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
-    names = [os.path.splitext(os.path.basename(low))[0] for low, _ in pairs]
-    pairs = utils.split_for_authors(args, names, pairs, AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE)[0]
+    pairs = utils.split_for_authors(args, *utils.training_pair_paths(args), AUTHORS_TRAIN_SLICE,
+                                    AUTHORS_SAMPLE_SLICE)[0]
     rows, targets = [], []
     for low, high in utils.progress_iter(pairs, not args.no_progress, 'metering'):
         rows.append(brightness.features(utils.read_image(low)[0]))

@@ -773,11 +773,16 @@ class _InterruptFlag:
 # Data helpers shared by the stages
 # --------------------------------------------------------------------------------------------------
 
-def training_pairs(args, min_size):
-    """(names, [(low, high)]) normalised arrays of <data_dir>/our485; clear errors for bad data."""
+def training_pair_paths(args):
+    """(names, [(low path, high path)]) of <data_dir>/our485."""
     root = os.path.join(args.data_dir, 'our485')
     pairs = find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
-    names = [os.path.splitext(os.path.basename(low))[0] for low, _ in pairs]
+    return [os.path.splitext(os.path.basename(low))[0] for low, _ in pairs], pairs
+
+
+def training_pairs(args, min_size):
+    """(names, [(low, high)]) normalised arrays of <data_dir>/our485; clear errors for bad data."""
+    names, pairs = training_pair_paths(args)
     return names, load_pairs(pairs, min_size=min_size, progress=not args.no_progress)
 
 

@@ -196,20 +196,26 @@ def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_che
     fit_file.write_text(json.dumps({'log_scale': 0.5, 'exponent': -0.75}))     # an older version's fit
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
-    fit_file.write_text(json.dumps(constant_brightness_fit(0.2)))
     raw = utils.read_image(os.path.join(pairs, 'low', '2.png'))[0]
     image = utils.normalise(raw)
     results = {}
     for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
         for mode in evaluate.MODES:
+            # predict the brightness the output has at alpha 3 (these random weights darken with alpha)
+            target = utils.to_uint8(kind.enhance(image, 3.0, mode)).mean() / 255.0
+            fit_file.write_text(json.dumps(constant_brightness_fit(target)))
+            kind._auto_ratio_fit = None
             output, alpha = kind.enhance_auto(image, raw, mode)
-            assert evaluate.METER_RANGE[0] <= alpha <= evaluate.METER_RANGE[1]
+            assert alpha == pytest.approx(3.0, rel=0.05)
+            assert utils.to_uint8(output).mean() / 255.0 == pytest.approx(target, rel=0.002)
             assert np.abs(output - kind.enhance(image, alpha, mode)).max() < 1e-6
             results.setdefault(mode, []).append((output, alpha))
         kind.close()
     for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
         assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled - whole).max() < 1e-3
+    fusion_target = utils.to_uint8(results['fusion'][0][0]).mean() / 255.0
+    fit_file.write_text(json.dumps(constant_brightness_fit(fusion_target)))
     status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'))
     assert status == 0 and 'ratio auto (metered' in out
     assert table_rows(out)['2.png'][0] == pytest.approx(results['fusion'][0][1], abs=1e-4)
