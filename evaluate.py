@@ -178,18 +178,32 @@ class KinD:
             self._auto_ratio_fit = fit
         return self._auto_ratio_fit
 
-    def enhance_auto(self, image, raw, mode='fusion'):
-        """(enhanced image, alpha) without ground truth, for a normalised image and its raw RGB in
-        [0, 1] (utils.read_image). alpha is metered: chosen by bisection so that the output's mean
-        reaches the reference brightness predicted from the raw input's level and noise
-        (brightness.predict with the stage-3 trainer's fit)."""
+    def decompose(self, image):
+        """Everything an output needs besides alpha, for a normalised image [H,W,3]: {'reflectance':
+        R [H,W,3], 'illumination': I [H,W,1], 'restored': R-hat [H,W,3]} (one full pass)."""
+        return self._run(METERED_STAGES, np.asarray(image, np.float32), TILE_MARGIN)
+
+    def relight(self, image, stages, ratio, mode='fusion'):
+        """The `mode` output at `ratio` from decompose()'s stages: only the adjustment net and the
+        fusion run (about 1/8 of a full pass)."""
+        if mode not in MODES:
+            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        check_ratio(ratio)
+        return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio, stages)[mode]
+
+    def auto_ratio(self, image, raw, stages, mode='fusion'):
+        """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]
+        (utils.read_image) and decompose()'s stages."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         target = math.exp(brightness.predict(self._brightness_fit(), brightness.features(raw)))
-        image = np.asarray(image, np.float32)
-        given = self._run(METERED_STAGES, image, TILE_MARGIN)
-        alpha = self._meter(image, given, mode, target)
-        return self._run((mode,), image, TILE_MARGIN, alpha, given)[mode], alpha
+        return self._meter(np.asarray(image, np.float32), stages, mode, target)
+
+    def enhance_auto(self, image, raw, mode='fusion'):
+        """(enhanced image, alpha) without ground truth: decompose, auto_ratio, relight."""
+        stages = self.decompose(image)
+        alpha = self.auto_ratio(image, raw, stages, mode)
+        return self.relight(image, stages, alpha, mode), alpha
 
     def _meter(self, image, given, mode, target):
         """The alpha whose `mode` output, saved as uint8, has mean `target` (in [0, 1] units), on
