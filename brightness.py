@@ -9,7 +9,11 @@ and noise statistics of the raw input, fitted on the training pairs by
 illumination_adjustment_net_train.py, predicts it to about 0.21 (10-fold cross-validation on
 our485); evaluate.py then chooses alpha so that the output's mean reaches the prediction.
 """
+import math
+
 import numpy as np
+
+import utils
 
 FIT_FILE = 'auto_ratio.json'   # beside the adjustment weights; written by the stage-3 trainer
 FEATURE_NAMES = ('log_mean', 'log_high_pass_median', 'log_high_pass_mean', 'log_chroma_high_pass_mean',
@@ -21,6 +25,9 @@ MIN_BAND_PIXELS = 100      # fewer pixels in a band: its noise is missing (NaN, 
 FEATURE_MAX_SIDE = 2048    # larger images are metered on their central 2048 x 2048 crop
 RIDGE = 1.0                # on standardised features; the CV error is flat from 0.01 to 10
 CV_FOLDS = 10
+METER_RANGE = (0.25, 500.0)       # the alpha bracket of the bisection ...
+METER_STEPS = 14                  # ... narrowed to 0.05 % of alpha
+METER_MAX_PIXELS = 512 * 512      # larger images are metered on a box-downscaled copy
 
 
 def _gaussian(image, sigma):
@@ -96,3 +103,41 @@ def fit(rows, targets):
                   cv_rms_log_error=float(np.sqrt(np.mean((held_out - targets) ** 2))),
                   predicts='log mean(reference RGB in [0, 1]) from brightness.features(raw input)')
     return result
+
+
+def metering_factor(height, width):
+    """The box-downscale factor that brings an image to at most METER_MAX_PIXELS."""
+    return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))
+
+
+def box_downscale(array, factor):
+    """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped); the array
+    itself for 1."""
+    if factor == 1:
+        return array
+    height, width = array.shape[0] // factor * factor, array.shape[1] // factor * factor
+    blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def choose_ratio(raw, render, fit):
+    """alpha for --ratio auto. `raw`: the input's raw RGB [H,W,3] in [0, 1]; `render(alpha)`: the
+    enhanced output (float [h,w,3], [0, 1]) at that alpha, at the metering size (see
+    metering_factor); `fit`: the stage-3 trainer's fit. Bisection in log alpha so that the saved
+    output's mean reaches the predicted reference brightness; the output may brighten or darken
+    with alpha (the bracket's ends say which)."""
+    target = math.exp(predict(fit, features(raw)))
+
+    def mean_at(log_alpha):
+        return utils.to_uint8(render(math.exp(log_alpha))).mean() / 255.0
+
+    low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
+    rising = mean_at(high) >= mean_at(low)
+    for _ in range(METER_STEPS):
+        middle = 0.5 * (low + high)
+        if (mean_at(middle) < target) == rising:
+            low = middle
+        else:
+            high = middle
+    return math.exp(0.5 * (low + high))
+

@@ -45,9 +45,6 @@ WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE:
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 OUTPUT_SUFFIX = '_kindle'
 METERED_STAGES = ('reflectance', 'illumination', 'restored')   # all an output needs besides alpha
-METER_RANGE = (0.25, 500.0)       # --ratio auto: the alpha bracket of the bisection ...
-METER_STEPS = 14                  # ... narrowed to 0.05 % of alpha
-METER_MAX_PIXELS = 512 * 512      # larger images are metered on a box-downscaled copy
 
 
 def _gaussian_taps():
@@ -193,39 +190,26 @@ class KinD:
 
     def auto_ratio(self, image, raw, stages, mode='fusion'):
         """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]
-        (utils.read_image) and decompose()'s stages."""
+        (utils.read_image) and decompose()'s stages: brightness.choose_ratio with this KinD's
+        outputs on a copy box-downscaled to at most brightness.METER_MAX_PIXELS."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-        target = math.exp(brightness.predict(self._brightness_fit(), brightness.features(raw)))
-        return self._meter(np.asarray(image, np.float32), stages, mode, target)
+        factor = brightness.metering_factor(*image.shape[:2])
+        feed = {self.outputs[name]: brightness.box_downscale(array, factor)[None]
+                for name, array in stages.items()}
+        feed[self.image] = brightness.box_downscale(np.asarray(image, np.float32), factor)[None]
+
+        def render(alpha):
+            feed[self.ratio] = alpha
+            return self.session.run(self.outputs[mode], feed)[0]
+
+        return brightness.choose_ratio(raw, render, self._brightness_fit())
 
     def enhance_auto(self, image, raw, mode='fusion'):
         """(enhanced image, alpha) without ground truth: decompose, auto_ratio, relight."""
         stages = self.decompose(image)
         alpha = self.auto_ratio(image, raw, stages, mode)
         return self.relight(image, stages, alpha, mode), alpha
-
-    def _meter(self, image, given, mode, target):
-        """The alpha whose `mode` output, saved as uint8, has mean `target` (in [0, 1] units), on
-        the image and its stages `given`, box-downscaled to at most METER_MAX_PIXELS. Bisection in
-        log alpha; the output may brighten or darken with alpha (the bracket's ends say which)."""
-        factor = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / METER_MAX_PIXELS)))
-        feed = {self.outputs[name]: _box_downscale(array, factor)[None] for name, array in given.items()}
-        feed[self.image] = _box_downscale(image, factor)[None]
-
-        def mean_at(log_alpha):
-            feed[self.ratio] = math.exp(log_alpha)
-            return utils.to_uint8(self.session.run(self.outputs[mode], feed)).mean() / 255.0
-
-        low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
-        rising = mean_at(high) >= mean_at(low)
-        for _ in range(METER_STEPS):
-            middle = 0.5 * (low + high)
-            if (mean_at(middle) < target) == rising:
-                low = middle
-            else:
-                high = middle
-        return math.exp(0.5 * (low + high))
 
     def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES):
         """The nets' outputs for a normalised image, in one pass: of STAGES, reflectance R and
@@ -253,15 +237,6 @@ def session_config(precision):
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
             rewriter_config_pb2.RewriterConfig.ON
     return config
-
-
-def _box_downscale(array, factor):
-    """Mean over factor x factor blocks (the ragged border dropped); the array itself for 1."""
-    if factor == 1:
-        return array
-    height, width = array.shape[0] // factor * factor, array.shape[1] // factor * factor
-    blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
-    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
 def check_ratio(ratio):

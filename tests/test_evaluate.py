@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import brightness
 import evaluate
 import utils
 from conftest import write_pairs
@@ -223,7 +224,7 @@ def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_che
 
 def test_box_downscale_averages_blocks():
     array = np.arange(5 * 7 * 2, dtype=np.float32).reshape(5, 7, 2)
-    small = evaluate._box_downscale(array, 2)
+    small = brightness.box_downscale(array, 2)
     assert small.shape == (2, 3, 2)
     np.testing.assert_allclose(small[1, 2], array[2:4, 4:6].reshape(-1, 2).mean(0))
-    assert evaluate._box_downscale(array, 1) is array
+    assert brightness.box_downscale(array, 1) is array
