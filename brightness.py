@@ -25,9 +25,24 @@ MIN_BAND_PIXELS = 100      # fewer pixels in a band: its noise is missing (NaN, 
 FEATURE_MAX_SIDE = 2048    # larger images are metered on their central 2048 x 2048 crop
 RIDGE = 1.0                # on standardised features; the CV error is flat from 0.01 to 10
 CV_FOLDS = 10
-METER_RANGE = (0.25, 500.0)       # the alpha bracket of the bisection ...
-METER_STEPS = 14                  # ... narrowed to 0.05 % of alpha
+# --ratio auto (choose_ratio)
+METER_RANGE = (0.25, 500.0)       # the alphas considered ...
+METER_GRID = 15                   # ... measured at this many log-spaced points (0.54 apart in log)
+METER_REFINE = 8                  # then bisected to 0.2 % of alpha
 METER_MAX_PIXELS = 512 * 512      # larger images are metered on a box-downscaled copy
+MID_GREY = 0.18 ** (1 / 2.2)      # 0.46: 18 % grey in sRGB, what an averaging camera meter aims at
+EXPOSURE_BAND = (0.30, 0.60)      # a natural exposure's mean (the target's range for dark inputs)
+DARK_INPUT = 0.15                 # input means up to here get the full dark-input target ...
+WELL_EXPOSED = 0.35               # ... from here on the input's own mean (left nearly unchanged)
+FIT_DISTANCE = 2.0                # rms standardised distance within which the LOL regression applies
+BRIGHT_PERCENT = 10               # the input's brightest tenth must not get darker ...
+FLOOR_TOLERANCE = 1.0 / 255       # ... by more than one level (nor the mean)
+CLIP_ALLOWANCE = 0.005            # clipped pixels allowed above the input's
+SKY_LEVEL = 0.06                  # night scene: near-black = blurred luminance below this ...
+SKY_SIGMA = 2.0                   # ... (Gaussian sigma in metering pixels)
+NIGHT_SKY_FRACTION = 0.2          # ... over at least this fraction of the frame ...
+LIGHT_LEVEL, LIGHT_FRACTION = 0.6, 0.001   # ... beside light sources (>= 0.1 % of pixels >= 0.6)
+SKY_MAX = 0.08                    # a night sky's output mean stays below this (or its input level)
 
 
 def _gaussian(image, sigma):
@@ -105,6 +120,18 @@ def fit(rows, targets):
     return result
 
 
+def _bisect(inside, start, stop):
+    """The last point from `start` (where `inside` holds) towards `stop` (where it does not) at
+    which it still holds, to METER_REFINE halvings."""
+    for _ in range(METER_REFINE):
+        middle = 0.5 * (start + stop)
+        if inside(middle):
+            start = middle
+        else:
+            stop = middle
+    return start
+
+
 def metering_factor(height, width):
     """The box-downscale factor that brings an image to at most METER_MAX_PIXELS."""
     return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))
@@ -120,24 +147,105 @@ def box_downscale(array, factor):
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
-def choose_ratio(raw, render, fit):
-    """alpha for --ratio auto. `raw`: the input's raw RGB [H,W,3] in [0, 1]; `render(alpha)`: the
-    enhanced output (float [h,w,3], [0, 1]) at that alpha, at the metering size (see
-    metering_factor); `fit`: the stage-3 trainer's fit. Bisection in log alpha so that the saved
-    output's mean reaches the predicted reference brightness; the output may brighten or darken
-    with alpha (the bracket's ends say which)."""
-    target = math.exp(predict(fit, features(raw)))
+class Scene:
+    """What --ratio auto needs to know of a raw input at the metering size ([h,w,3] in [0, 1]).
 
-    def mean_at(log_alpha):
-        return utils.to_uint8(render(math.exp(log_alpha))).mean() / 255.0
+    mean: its mean over pixels and channels; bright: the mask of its brightest tenth (luminance =
+    the channel mean), and their mean; clipped: the fraction of pixels with a channel at 255;
+    night: whether it is a night scene (a fifth or more of near-black pixels, blurred luminance <
+    SKY_LEVEL, beside light sources: >= LIGHT_FRACTION of pixels >= LIGHT_LEVEL); sky: the
+    near-black mask of a night scene (else None), and its mean.
+    """
 
-    low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
-    rising = mean_at(high) >= mean_at(low)
-    for _ in range(METER_STEPS):
-        middle = 0.5 * (low + high)
-        if (mean_at(middle) < target) == rising:
-            low = middle
-        else:
-            high = middle
-    return math.exp(0.5 * (low + high))
+    def __init__(self, raw):
+        raw = np.asarray(raw, np.float64)
+        luminance = raw.mean(axis=2)
+        self.mean = float(raw.mean())
+        self.bright = luminance >= np.percentile(luminance, 100 - BRIGHT_PERCENT)
+        self.bright_mean = float(luminance[self.bright].mean())
+        self.clipped = float((raw.max(axis=2) >= 1.0).mean())
+        dark = _gaussian(luminance, SKY_SIGMA) < SKY_LEVEL
+        self.night = bool(dark.mean() >= NIGHT_SKY_FRACTION and (luminance >= LIGHT_LEVEL).mean() >= LIGHT_FRACTION)
+        self.sky = dark if self.night else None
+        self.sky_mean = float(luminance[dark].mean()) if self.night else None
 
+
+def exposure_target(scene, predicted=None):
+    """The output mean --ratio auto aims at for a scene (spec 9): a dark input is brought to
+    `predicted` (the LOL brightness regression, where it applies) or else MID_GREY, kept inside the
+    natural band EXPOSURE_BAND; an input already as bright as WELL_EXPOSED keeps its own mean, and
+    between DARK_INPUT and WELL_EXPOSED the target moves linearly from one to the other. Never
+    below the input's mean."""
+    dark_target = float(np.clip(MID_GREY if predicted is None else predicted, *EXPOSURE_BAND))
+    weight = float(np.clip((WELL_EXPOSED - scene.mean) / (WELL_EXPOSED - DARK_INPUT), 0.0, 1.0))
+    return max(scene.mean, weight * dark_target + (1.0 - weight) * scene.mean)
+
+
+def applies(fit, values):
+    """Whether the LOL regression applies to an input: its standardised features lie within
+    FIT_DISTANCE (rms over the features) of the training pairs' mean. The noise-at-level features
+    tell the gain only for a sensor like LOL's; other cameras and JPEG pipelines fall outside."""
+    values = np.asarray(values, np.float64)
+    mean = np.asarray(fit['feature_mean'])
+    standard = (np.where(np.isnan(values), mean, values) - mean) / np.asarray(fit['feature_scale'])
+    return float(np.sqrt(np.mean(standard ** 2))) <= FIT_DISTANCE
+
+
+def choose_ratio(raw, render, fit=None):
+    """alpha for --ratio auto (spec 9). `raw`: the input's raw RGB [H,W,3] in [0, 1]; `render(alpha)`:
+    the enhanced output (float [h,w,3] in [0, 1]) at that alpha at the metering size
+    (metering_factor); `fit`: the stage-3 trainer's brightness fit, or None.
+
+    The output is metered (over the lit parts of a night scene) to exposure_target, subject to,
+    in order of precedence: never darker than the input (its mean and its brightest tenth); no
+    more clipped pixels than the input's plus CLIP_ALLOWANCE; a night sky no brighter than
+    max(SKY_MAX, its input level). Measured on a log grid of METER_GRID alphas over METER_RANGE,
+    then refined by METER_REFINE bisection steps; no assumption that outputs brighten with alpha.
+    """
+    factor = metering_factor(*raw.shape[:2])
+    scene = Scene(box_downscale(np.asarray(raw, np.float32), factor))
+    predicted = None
+    if fit is not None:
+        values = features(raw)
+        if applies(fit, values):
+            predicted = math.exp(predict(fit, values))
+    target = exposure_target(scene, predicted)
+    metered = ~scene.sky if scene.night else None
+
+    def measure(log_alpha):
+        output = utils.to_uint8(render(math.exp(log_alpha))).astype(np.float64) / 255.0
+        luminance = output.mean(axis=2)
+        floor_ok = (output.mean() >= scene.mean - FLOOR_TOLERANCE
+                    and luminance[scene.bright].mean() >= scene.bright_mean - FLOOR_TOLERANCE)
+        clip_ok = (output.max(axis=2) >= 1.0).mean() <= scene.clipped + CLIP_ALLOWANCE
+        sky_ok = not scene.night or luminance[scene.sky].mean() <= max(SKY_MAX, scene.sky_mean)
+        level = luminance[metered].mean() if scene.night else output.mean()
+        return level - target, (floor_ok, clip_ok, sky_ok)
+
+    grid = np.linspace(math.log(METER_RANGE[0]), math.log(METER_RANGE[1]), METER_GRID)
+    measured = [measure(g) for g in grid]
+    errors = np.array([error for error, _ in measured])
+    checks = np.array([passed for _, passed in measured])   # [grid, (floor, clipping, sky)]
+    feasible, kept = np.ones(len(grid), bool), []
+    for constraint in range(checks.shape[1]):   # in precedence order, each kept where it can be met
+        if (feasible & checks[:, constraint]).any():
+            feasible &= checks[:, constraint]
+            kept.append(constraint)
+
+    def inside(log_alpha, sign):
+        """Feasible and still short of (or past) the target on the same side."""
+        error, passed = measure(log_alpha)
+        return all(passed[c] for c in kept) and (error <= 0) == sign
+
+    for index in range(len(grid) - 1):   # the target reached between two feasible grid alphas
+        if feasible[index] and feasible[index + 1] and (errors[index] <= 0) != (errors[index + 1] <= 0):
+            return math.exp(_bisect(lambda g: inside(g, errors[index] <= 0), grid[index], grid[index + 1]))
+    candidates = np.flatnonzero(feasible)
+    best = candidates[np.argmin(np.abs(errors[candidates]))]
+    # Otherwise the closest feasible grid alpha, moved towards the target up to the edge of the
+    # constraint that stops it.
+    for neighbour in (best - 1, best + 1):
+        if 0 <= neighbour < len(grid) and not feasible[neighbour] and (
+                (errors[neighbour] <= 0) != (errors[best] <= 0) or abs(errors[neighbour]) < abs(errors[best])):
+            return math.exp(_bisect(lambda g: inside(g, errors[best] <= 0), grid[best], grid[neighbour]))
+    return math.exp(grid[best])

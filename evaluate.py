@@ -8,7 +8,8 @@ adjustment chained in one graph (spec section 7).
 Modes: "fusion" is the released evaluate.py (gray trick, then fusion with the input weighted by the
 decomposed illumination); "plain" is R_restored x I_adjusted, as the released
 evaluate_LOLdataset.py. With --high and no --ratio the ratio comes from the decomposed ground truth
-and the mode defaults to plain (the authors' LOL evaluation); otherwise fusion with --ratio 5.0.
+and the mode defaults to plain (the authors' LOL evaluation); otherwise fusion with --ratio auto
+(brightness.choose_ratio; --ratio 5 is the released tool).
 
 `enhance()` and the `KinD` class are importable: the CLI is a thin layer over them.
 """
@@ -22,6 +23,7 @@ import sys
 import numpy as np
 
 import brightness
+import synthetic
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
@@ -40,7 +42,8 @@ DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 p
 DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
 MODES = ('fusion', 'plain')
 STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
-PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision, opt-in
+PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision
+NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo flags of CPUs with bf16 arithmetic
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 OUTPUT_SUFFIX = '_kindle'
@@ -160,18 +163,16 @@ class KinD:
         """alpha of spec 7b from the decomposed pair (utils.ground_truth_ratio)."""
         return float(utils.ground_truth_ratio(self.illumination(image_low), self.illumination(image_high)))
 
-    def _brightness_fit(self):
-        """The stage-3 trainer's brightness.fit (auto_ratio.json beside the adjustment weights)."""
-        if self._auto_ratio_fit is None:
-            how = ('written by illumination_adjustment_net_train.py; run it with --fit_auto_ratio_only '
-                   'to make it')
-            if not os.path.isfile(self.auto_ratio_path):
-                raise utils.UserError('--ratio auto needs %s (%s)' % (self.auto_ratio_path, how))
+    def brightness_fit(self):
+        """The stage-3 trainer's LOL brightness regression (auto_ratio.json beside the adjustment
+        weights), or None where there is none: --ratio auto then meters without it."""
+        if self._auto_ratio_fit is None and os.path.isfile(self.auto_ratio_path):
             with open(self.auto_ratio_path) as stream:
                 fit = json.load(stream)
             if fit.get('feature_names') != list(brightness.FEATURE_NAMES):
-                raise utils.UserError('%s is not a fit of this version\'s brightness features (%s)'
-                                      % (self.auto_ratio_path, how))
+                raise utils.UserError('%s is not a fit of this version\'s brightness features (rewrite it '
+                                      'with illumination_adjustment_net_train.py --fit_auto_ratio_only, '
+                                      'or delete it)' % self.auto_ratio_path)
             self._auto_ratio_fit = fit
         return self._auto_ratio_fit
 
@@ -203,7 +204,7 @@ class KinD:
             feed[self.ratio] = alpha
             return self.session.run(self.outputs[mode], feed)[0]
 
-        return brightness.choose_ratio(raw, render, self._brightness_fit())
+        return brightness.choose_ratio(raw, render, self.brightness_fit())
 
     def enhance_auto(self, image, raw, mode='fusion'):
         """(enhanced image, alpha) without ground truth: decompose, auto_ratio, relight."""
@@ -226,6 +227,27 @@ class KinD:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         check_ratio(ratio)
         return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio)[mode]
+
+
+def cpu_flags(cpuinfo_path='/proc/cpuinfo'):
+    """The CPU feature flags the kernel lists (an empty set where there is no /proc/cpuinfo)."""
+    try:
+        with open(cpuinfo_path) as stream:
+            for line in stream:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision, flags=None):
+    """'auto' -> 'bfloat16' where the CPU computes bf16 natively (AVX512-BF16 or AMX), else
+    'float32' (bf16 emulated on AVX2 is slower than float32); other values unchanged."""
+    if precision != 'auto':
+        return precision
+    flags = cpu_flags() if flags is None else flags
+    return 'bfloat16' if flags & set(NATIVE_BF16_FLAGS) else 'float32'
 
 
 def session_config(precision):
@@ -260,7 +282,6 @@ def enhance(image, ratio=DEFAULT_RATIO, mode='fusion', checkpoint_dir='./checkpo
 # --------------------------------------------------------------------------------------------------
 
 DEMO_IMAGES = ('astronaut', 'coffee', 'chelsea', 'rocket')
-DEMO_GAMMA = 2.2              # sRGB approximated as a 2.2 power law
 DEMO_EXPOSURE = 0.08          # about 3.6 stops under-exposed
 DEMO_FULL_WELL = 4000.0       # electrons at the (unscaled) white level: shot noise ~ Poisson(e)
 DEMO_READ_NOISE = 3.0         # electrons, Gaussian
@@ -268,14 +289,10 @@ DEMO_SEED = 2019
 
 
 def simulate_low_light(image, rng):
-    """A dark, noisy capture of a uint8 RGB photo: linearise (gamma 2.2), scale the exposure by
-    0.08, draw Poisson shot noise (4000 e- full well) and Gaussian read noise (3 e-), re-apply the
-    gamma and quantise to uint8."""
-    linear = (image.astype(np.float64) / 255.0) ** DEMO_GAMMA
-    electrons = rng.poisson(linear * DEMO_EXPOSURE * DEMO_FULL_WELL).astype(np.float64)
-    electrons += rng.normal(0.0, DEMO_READ_NOISE, image.shape)
-    dark = np.clip(electrons / DEMO_FULL_WELL, 0.0, 1.0) ** (1.0 / DEMO_GAMMA)
-    return np.round(dark * 255.0).astype(np.uint8)
+    """A dark, noisy capture of a uint8 RGB photo (synthetic.expose): exposure scaled by 0.08 in
+    linear light, 4000 e- full well, 3 e- read noise."""
+    linear = (image.astype(np.float64) / 255.0) ** synthetic.GAMMA
+    return synthetic.expose(linear * DEMO_EXPOSURE, DEMO_FULL_WELL, DEMO_READ_NOISE, rng)
 
 
 def write_demo_images(folder):
@@ -320,14 +337,20 @@ def build_parser():
                         'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
                         'decomposed ground truth (the LOL protocol)')
     parser.add_argument('--ratio', type=parse_ratio, default=None,
-                        help='illumination ratio alpha, or "auto": metered per image so that the '
-                             'output is as bright as the training set says the input\'s level and '
-                             'noise predict (no ground truth needed). Default %.1f, as released; '
-                             'with --high: from the ground truth' % DEFAULT_RATIO)
+                        help='illumination ratio alpha (the released evaluate.py uses %.1f), or "auto": '
+                             'chosen per image for a natural exposure that is never darker than the '
+                             'input, clips no more and keeps a night sky dark (docs/PHOTOS.md). '
+                             'Default: auto; with --high: from the decomposed ground truth (the LOL '
+                             'protocol)' % DEFAULT_RATIO)
     parser.add_argument('--mode', choices=MODES, default=None,
                         help='fusion: gray trick + fusion with the input (released evaluate.py); '
                              'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
                              'Default: plain with a ground-truth ratio, fusion otherwise')
+    parser.add_argument('--precision', choices=PRECISIONS + ('auto',), default=None,
+                        help='float32; bfloat16 (oneDNN automatic mixed precision, the fast path on CPUs '
+                             'with AVX512-BF16 or AMX); or auto: bfloat16 where the CPU has it natively, '
+                             'else float32. Default: auto; float32 with a ground-truth ratio (the '
+                             'authors\' pipeline)')
     parser.add_argument('--checkpoint_dir', default='./checkpoint',
                         help='folder holding decom_net_train/, Restoration_net_train/ and '
                              'illumination_adjust_net_train/ (default: %(default)s)')
@@ -365,13 +388,35 @@ def output_path(folder, image_path, inputs, taken, overwrite):
     """<folder>/<stem>_kindle.png; never an input file, never a file written earlier in this run,
     and never an existing file unless `overwrite` (then _kindle-1, -2, ... instead)."""
     stem = os.path.splitext(os.path.basename(image_path))[0]
-    candidate, counter = os.path.join(folder, stem + OUTPUT_SUFFIX + '.png'), 0
+    return _free_path(folder, stem + OUTPUT_SUFFIX, '.png', inputs, taken, overwrite)
+
+
+def _free_path(folder, stem, extension, inputs, taken, overwrite):
+    """<folder>/<stem><extension>, or <stem>-1, -2, ... where that one is an input, taken in this
+    run, or (unless `overwrite`) exists."""
+    candidate, counter = os.path.join(folder, stem + extension), 0
     while (os.path.realpath(candidate) in inputs or candidate in taken
            or (os.path.exists(candidate) and not overwrite)):
         counter += 1
-        candidate = os.path.join(folder, '%s%s-%d.png' % (stem, OUTPUT_SUFFIX, counter))
+        candidate = os.path.join(folder, '%s-%d%s' % (stem, counter, extension))
     taken.add(candidate)
     return candidate
+
+
+RATIO_TABLE = 'kindle_ratios'     # <output>/kindle_ratios.csv: the alpha used for each image
+RATIO_COLUMNS = ('image', 'output', 'alpha', 'ratio_source', 'mode', 'input_mean', 'output_mean', 'status')
+
+
+def write_ratio_table(path, rows):
+    """The per-image CSV of RATIO_COLUMNS (means in [0, 1] over pixels and channels of the input
+    file and the saved output), written atomically."""
+    import csv
+    import io
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
+    writer.writerow(RATIO_COLUMNS)
+    writer.writerows(rows)
+    utils.atomic_write(path, lambda stream: stream.write(text.getvalue().encode()))
 
 
 def _read(path, high_dir, max_pixels):
@@ -405,12 +450,14 @@ def run(args):
             args.high = args.high or os.path.join('LOLdataset', 'eval15', 'high')
     if args.high is not None and not os.path.isdir(args.high):
         raise utils.UserError('--high %s: folder not found' % args.high)
-    if args.ratio is None and args.high is not None and not demo:
-        ratio_source = 'ground truth'
-    elif args.ratio == 'auto':
-        ratio_source = 'auto'
+    if args.ratio is None:
+        ratio_source = 'ground truth' if args.high is not None and not demo else 'auto'
+    else:
+        ratio_source = 'auto' if args.ratio == 'auto' else 'fixed'
     ratio = args.ratio if isinstance(args.ratio, float) else DEFAULT_RATIO
     mode = args.mode or ('plain' if ratio_source == 'ground truth' else 'fusion')
+    # The LOL protocol reproduces the authors' float32 pipeline; photos take the fast path.
+    precision = resolve_precision(args.precision or ('float32' if ratio_source == 'ground truth' else 'auto'))
 
     images, skipped = list_inputs(args.input)
     for path, reason in skipped:
@@ -426,11 +473,11 @@ def run(args):
         raise utils.UserError('%s: output folder cannot be created or written (%s)'
                               % (args.output, error.strerror or error))
 
-    kind = KinD(args.checkpoint_dir, tile_size=args.tile_size)
-    print('mode %s, ratio %s; weights: %s' % (mode, RATIO_SOURCES.get(ratio_source, ratio),
-                                               ', '.join(kind.checkpoints.values())))
+    kind = KinD(args.checkpoint_dir, tile_size=args.tile_size, precision=precision)
+    print('mode %s, ratio %s, precision %s; weights: %s' % (
+        mode, RATIO_SOURCES.get(ratio_source, ratio), precision, ', '.join(kind.checkpoints.values())))
     inputs = {os.path.realpath(p) for p in images}
-    taken, rows, failures, notes_said = set(), [], [], set()
+    taken, rows, failures, notes_said, ratio_rows = set(), [], [], set(), []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         reads = [pool.submit(_read, path, args.high, args.max_image_pixels) for path in images[:2]]
         writes = []
@@ -452,14 +499,18 @@ def run(args):
             except utils.UserError as error:
                 failures.append(str(error))
                 _say(iterator, 'failed: %s' % error)
+                ratio_rows.append((os.path.basename(path), '', '', ratio_source, mode, '', '', str(error)))
                 continue
             destination = output_path(args.output, path, inputs, taken, args.overwrite)
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
             writes.append((path, destination, pool.submit(utils.save_image, destination, output)))
+            written = utils.to_uint8(output)
+            ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
+                               ratio_source, mode, '%.4f' % raw.mean(), '%.4f' % (written.mean() / 255.0),
+                               'ok'))
             if high_uint8 is not None:
-                written = utils.to_uint8(output)
                 rows.append((os.path.basename(path), alpha, utils.psnr(high_uint8, written),
                              utils.ssim_metric(high_uint8, written)))
         for path, destination, job in writes:
@@ -468,9 +519,12 @@ def run(args):
             except OSError as error:
                 failures.append('%s: cannot write %s (%s)' % (path, destination, error.strerror or error))
                 print('failed: %s' % failures[-1])
-    print_table(rows, mode, ratio_source, ratio)
+    table = _free_path(args.output, RATIO_TABLE, '.csv', inputs, taken, args.overwrite)
+    write_ratio_table(table, ratio_rows)
+    print_table(rows, mode, ratio_source, ratio, precision)
     written = len(images) - len(failures)
-    print('%d of %d images enhanced into %s/' % (written, len(images), args.output.rstrip('/')))
+    print('%d of %d images enhanced into %s/ (alpha per image: %s)' % (
+        written, len(images), args.output.rstrip('/'), os.path.basename(table)))
     if failures:
         print('%d failed (listed above)' % len(failures))
         return 1
@@ -478,7 +532,7 @@ def run(args):
 
 
 RATIO_SOURCES = {'ground truth': 'from the decomposed ground truth (LOL protocol)',
-                 'auto': 'auto (metered to the brightness the input\'s level and noise predict; no ground truth)'}
+                 'auto': 'auto (metered per image, brightness.choose_ratio; no ground truth)'}
 
 
 def _tqdm(items):
@@ -491,12 +545,13 @@ def _say(iterator, line):
     (writer or print)(line)
 
 
-def print_table(rows, mode, ratio_source, ratio):
+def print_table(rows, mode, ratio_source, ratio, precision):
     if not rows:
         return
     print()
     print('Protocol: %s' % utils.METRIC_PROTOCOL)
-    print('Pipeline: mode %s, ratio %s' % (mode, RATIO_SOURCES.get(ratio_source, '%g (fixed)' % ratio)))
+    print('Pipeline: mode %s, ratio %s, precision %s' % (
+        mode, RATIO_SOURCES.get(ratio_source, '%g (fixed)' % ratio), precision))
     print('%-24s %8s %8s %8s' % ('image', 'ratio', 'PSNR', 'SSIM'))
     for name, alpha, psnr, ssim in rows:
         print('%-24s %8.4f %8.4f %8.4f' % (name, alpha, psnr, ssim))

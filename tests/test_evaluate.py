@@ -49,9 +49,12 @@ def test_folder_with_ground_truth_prints_metrics_of_the_written_files(
     assert status == 0
     assert utils.METRIC_PROTOCOL in out
     assert 'mode %s, ratio %s' % (mode, ratio_text) in out
+    # the LOL protocol runs the authors' float32 pipeline; photos the CPU's fast path
+    precision = 'float32' if not extra else evaluate.resolve_precision('auto')
+    assert 'precision %s' % precision in out
     rows = table_rows(out)
     assert sorted(rows) == ['1.png', '2.png', '3.png']
-    assert sorted(os.listdir(output)) == ['1_kindle.png', '2_kindle.png', '3_kindle.png']
+    assert sorted(os.listdir(output)) == ['1_kindle.png', '2_kindle.png', '3_kindle.png', 'kindle_ratios.csv']
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
     for name, (ratio, psnr, ssim) in rows.items():
         written = np.asarray(Image.open(os.path.join(output, name.replace('.png', '_kindle.png'))))
@@ -80,9 +83,9 @@ def test_ground_truth_ratio_is_the_plain_mode_estimator(random_checkpoints, pair
 
 def test_single_file_input_and_enhance_function(random_checkpoints, pairs, tmp_path, capsys):
     path = os.path.join(pairs, 'low', '3.png')
-    status, out, _ = run_cli(capsys, '--input', path, '--output', str(tmp_path),
+    status, out, _ = run_cli(capsys, '--input', path, '--output', str(tmp_path), '--ratio', '5',
                              '--checkpoint_dir', random_checkpoints, '--no_progress')
-    assert status == 0 and os.listdir(tmp_path) == ['3_kindle.png']
+    assert status == 0 and sorted(os.listdir(tmp_path)) == ['3_kindle.png', 'kindle_ratios.csv']
     written = np.asarray(Image.open(tmp_path / '3_kindle.png'))
     expected = evaluate.enhance(utils.load_image(path), checkpoint_dir=random_checkpoints)
     np.testing.assert_array_equal(written, utils.to_uint8(expected))
@@ -95,7 +98,8 @@ def test_demo_runs_without_any_data(random_checkpoints, tmp_path, capsys, monkey
     assert 'demo: no LOLdataset/eval15 found' in out
     rows = table_rows(out)
     assert sorted(rows) == sorted(n + '.png' for n in evaluate.DEMO_IMAGES)
-    assert all(r[0] == evaluate.DEFAULT_RATIO for r in rows.values())
+    assert 'ratio auto (metered' in out       # photos: --ratio auto is the default
+    assert all(brightness.METER_RANGE[0] <= r[0] <= brightness.METER_RANGE[1] for r in rows.values())
     for name in evaluate.DEMO_IMAGES:
         assert os.path.isfile(tmp_path / 'results' / (name + '_kindle.png'))
 
@@ -128,7 +132,7 @@ def test_output_names_never_overwrite(random_checkpoints, tmp_path, capsys):
     for name, content in before.items():
         assert (folder / name).read_bytes() == content          # no input was touched
     produced = sorted(set(os.listdir(folder)) - set(before))
-    assert produced == ['a_kindle-1.png', 'a_kindle.png', 'b_kindle-1.png', 'b_kindle_kindle.png']
+    assert produced == ['a_kindle-1.png', 'a_kindle.png', 'b_kindle-1.png', 'b_kindle_kindle.png', 'kindle_ratios.csv']
 
 
 def test_tiles_cover_the_image_on_the_grid():
@@ -184,7 +188,7 @@ def constant_brightness_fit(mean):
             'clip': [np.log(mean)] * 2}
 
 
-def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_checkpoints, pairs, tmp_path, capsys):
+def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkpoints, pairs, tmp_path, capsys):
     import json
     import shutil
     checkpoints = tmp_path / 'ck'
@@ -192,34 +196,52 @@ def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_che
     fit_file = checkpoints / 'illumination_adjust_net_train' / 'auto_ratio.json'
     common = ['--input', os.path.join(pairs, 'low'), '--output', str(tmp_path / 'o'),
               '--checkpoint_dir', str(checkpoints), '--no_progress', '--ratio', 'auto']
-    status, out, _ = run_cli(capsys, *common)
-    assert status == 1 and 'auto_ratio.json' in out and '--fit_auto_ratio_only' in out
+    status, out, _ = run_cli(capsys, *common)                   # no fit: metered without the regression
+    assert status == 0 and 'ratio auto (metered' in out
     fit_file.write_text(json.dumps({'log_scale': 0.5, 'exponent': -0.75}))     # an older version's fit
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
+    fit_file.write_text(json.dumps(constant_brightness_fit(0.4)))
     raw = utils.read_image(os.path.join(pairs, 'low', '2.png'))[0]
     image = utils.normalise(raw)
     results = {}
     for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
         for mode in evaluate.MODES:
-            # predict the brightness the output has at alpha 3 (these random weights darken with alpha)
-            target = utils.to_uint8(kind.enhance(image, 3.0, mode)).mean() / 255.0
-            fit_file.write_text(json.dumps(constant_brightness_fit(target)))
-            kind._auto_ratio_fit = None
             output, alpha = kind.enhance_auto(image, raw, mode)
-            assert alpha == pytest.approx(3.0, rel=0.05)
-            assert utils.to_uint8(output).mean() / 255.0 == pytest.approx(target, rel=0.002)
+            # the metering of full passes at each alpha (enhance) chooses the same alpha
+            expected = brightness.choose_ratio(raw, lambda a: kind.enhance(image, a, mode), kind.brightness_fit())
+            assert alpha == pytest.approx(expected, rel=1e-4)
+            assert brightness.METER_RANGE[0] <= alpha <= brightness.METER_RANGE[1]
             assert np.abs(output - kind.enhance(image, alpha, mode)).max() < 1e-6
             results.setdefault(mode, []).append((output, alpha))
         kind.close()
     for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
         assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled - whole).max() < 1e-3
-    fusion_target = utils.to_uint8(results['fusion'][0][0]).mean() / 255.0
-    fit_file.write_text(json.dumps(constant_brightness_fit(fusion_target)))
-    status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'))
+    status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'), '--overwrite')
     assert status == 0 and 'ratio auto (metered' in out
     assert table_rows(out)['2.png'][0] == pytest.approx(results['fusion'][0][1], abs=1e-4)
+
+
+def test_the_ratio_table_lists_each_image_and_is_never_overwritten(random_checkpoints, pairs, tmp_path, capsys):
+    import csv
+    output = tmp_path / 'o'
+    common = ['--input', os.path.join(pairs, 'low'), '--output', str(output), '--checkpoint_dir',
+              random_checkpoints, '--no_progress', '--ratio', '2.5', '--mode', 'plain']
+    status, out, _ = run_cli(capsys, *common)
+    assert status == 0 and 'kindle_ratios.csv' in out
+    rows = list(csv.DictReader(open(output / 'kindle_ratios.csv')))
+    assert [r['image'] for r in rows] == sorted(os.listdir(os.path.join(pairs, 'low')))
+    for row in rows:
+        saved = utils.read_uint8_rgb(str(output / row['output']))
+        raw = utils.read_uint8_rgb(os.path.join(pairs, 'low', row['image']))
+        assert float(row['alpha']) == 2.5 and row['mode'] == 'plain' and row['status'] == 'ok'
+        assert float(row['output_mean']) == pytest.approx(saved.mean() / 255.0, abs=1e-4)
+        assert float(row['input_mean']) == pytest.approx(raw.mean() / 255.0, abs=1e-4)
+    status, out, _ = run_cli(capsys, *common[:-2], '--ratio', '3')
+    assert status == 0 and 'kindle_ratios-1.csv' in out
+    assert {r['alpha'] for r in csv.DictReader(open(output / 'kindle_ratios.csv'))} == {'2.5'}
+    assert {r['alpha'] for r in csv.DictReader(open(output / 'kindle_ratios-1.csv'))} == {'3'}
 
 
 def test_box_downscale_averages_blocks():
@@ -228,3 +250,26 @@ def test_box_downscale_averages_blocks():
     assert small.shape == (2, 3, 2)
     np.testing.assert_allclose(small[1, 2], array[2:4, 4:6].reshape(-1, 2).mean(0))
     assert brightness.box_downscale(array, 1) is array
+
+
+def test_precision_auto_resolves_by_the_cpu_flags(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\nbogomips\t: 4000\n')
+    assert evaluate.cpu_flags(str(info)) == {'fpu', 'sse', 'avx2', 'avx512f'}
+    assert evaluate.cpu_flags(str(tmp_path / 'missing')) == set()
+    assert evaluate.resolve_precision('auto', {'avx2', 'avx512f'}) == 'float32'
+    assert evaluate.resolve_precision('auto', {'avx512f', 'avx512_bf16'}) == 'bfloat16'
+    assert evaluate.resolve_precision('auto', {'amx_tile', 'amx_bf16'}) == 'bfloat16'
+    assert evaluate.resolve_precision('float32', {'amx_bf16'}) == 'float32'
+    assert evaluate.resolve_precision('bfloat16', set()) == 'bfloat16'
+
+
+@pytest.mark.parametrize('precision', evaluate.PRECISIONS + ('auto',))
+def test_the_precision_flag_is_accepted_and_named(random_checkpoints, pairs, tmp_path, capsys, precision):
+    status, out, _ = run_cli(capsys, '--input', os.path.join(pairs, 'low', '1.png'), '--high',
+                             os.path.join(pairs, 'high'), '--output', str(tmp_path), '--ratio', '3',
+                             '--checkpoint_dir', random_checkpoints, '--no_progress', '--precision', precision)
+    assert status == 0
+    assert 'Pipeline: mode fusion, ratio 3 (fixed), precision %s' % evaluate.resolve_precision(precision) in out
+    with pytest.raises(SystemExit):
+        evaluate.build_parser().parse_args(['--precision', 'float16'])

@@ -72,7 +72,12 @@ def test_hostile_folder(random_checkpoints, hostile, tmp_path, capsys):
     status, out, err = run_cli(capsys, '--input', str(folder), '--output', str(output),
                                '--checkpoint_dir', random_checkpoints, '--no_progress')
     assert status == 1
-    assert sorted(os.listdir(output)) == sorted(name + '_kindle.png' for name in good)
+    assert sorted(os.listdir(output)) == sorted([name + '_kindle.png' for name in good] + ['kindle_ratios.csv'])
+    import csv
+    statuses = {row['image']: row['status'] for row in csv.DictReader(open(output / 'kindle_ratios.csv'))}
+    assert sorted(os.path.splitext(n)[0] for n, status in statuses.items() if status == 'ok') == sorted(good)
+    for name, reason in bad.items():
+        assert reason in statuses[name], (name, statuses)
     for name, reason in bad.items():
         lines = [line for line in out.splitlines() if line.startswith('failed:') and name in line]
         assert len(lines) == 1 and reason in lines[0], (name, out)

@@ -1,0 +1,82 @@
+"""Generated photographs for checks without LOL: bundled scikit-image photos captured dark by a
+simulated sensor, and synthetic night scenes (black sky, lit windows, street lights).
+
+A capture linearises the sRGB photo (a 2.2 power law), scales the exposure by 2^-stops, draws
+Poisson shot noise for a full well of `full_well` electrons at white and Gaussian read noise, and
+re-applies the gamma; a small full well is a high ISO gain. Nothing here reads LOL.
+"""
+import io
+
+import numpy as np
+from PIL import Image
+
+GAMMA = 2.2                          # sRGB approximated as a 2.2 power law
+# Sensors of the check set: (name, full well at white in electrons, read noise in electrons).
+SENSORS = (('clean', 20000.0, 2.0), ('noisy', 1500.0, 6.0))
+# Colour photographs scikit-image ships (no download), and one greyscale one shown as RGB.
+PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle', 'camera')
+NIGHT_SKY = 0.0005                   # linear sky level of a night scene (about 2/255 in sRGB)
+
+
+def photo(name, max_side=None):
+    """A bundled photograph as uint8 RGB [H,W,3], box-free resized (Lanczos) to `max_side`."""
+    import skimage.data
+    if name == 'motorcycle':
+        image = skimage.data.stereo_motorcycle()[0]
+    else:
+        image = getattr(skimage.data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    image = np.ascontiguousarray(image[..., :3])
+    if max_side and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    return image
+
+
+def capture(image, stops, full_well, read_noise, rng, jpeg_quality=None):
+    """A dark capture of a uint8 RGB photo, `stops` under-exposed (uint8 RGB)."""
+    linear = (image.astype(np.float64) / 255.0) ** GAMMA
+    return expose(linear * 2.0 ** -stops, full_well, read_noise, rng, jpeg_quality)
+
+
+def expose(linear, full_well, read_noise, rng, jpeg_quality=None):
+    """Sensor noise on a linear image in [0, 1] (1 = white), then the gamma, uint8 and optionally
+    JPEG at `jpeg_quality`."""
+    electrons = rng.poisson(np.clip(linear, 0.0, 1.0) * full_well).astype(np.float64)
+    electrons += rng.normal(0.0, read_noise, linear.shape)
+    encoded = np.clip(electrons / full_well, 0.0, 1.0) ** (1.0 / GAMMA)
+    result = np.round(encoded * 255.0).astype(np.uint8)
+    if jpeg_quality is not None:
+        buffer = io.BytesIO()
+        Image.fromarray(result).save(buffer, 'jpeg', quality=jpeg_quality)
+        result = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert('RGB'))
+    return result
+
+
+def night_scene(height, width, rng, full_well=1500.0, read_noise=6.0):
+    """(uint8 RGB capture [H,W,3], sky mask [H,W] bool): a black sky over a skyline of dark
+    buildings with warm lit windows, and street lights with a glow, as a noisy sensor sees it."""
+    linear = np.full((height, width, 3), NIGHT_SKY)
+    sky = np.ones((height, width), bool)
+    rows, cols = np.mgrid[0:height, 0:width]
+    left = 0
+    while left < width:
+        building_width = int(rng.integers(width // 10, width // 4))
+        top = int(rng.integers(height // 3, 2 * height // 3))
+        linear[top:, left:left + building_width] = rng.uniform(0.004, 0.012)
+        sky[top:, left:left + building_width] = False
+        window = max(2, height // 40)
+        for y in range(top + window, height - window, 3 * window):
+            for x in range(left + window, left + building_width - window, 3 * window):
+                if rng.random() < 0.35:
+                    linear[y:y + window, x:x + window] = np.array([1.0, 0.75, 0.4]) * rng.uniform(0.3, 0.8)
+        left += building_width + int(rng.integers(0, width // 20))
+    for x in rng.integers(width // 10, width - width // 10, 3):
+        y = int(rng.integers(2 * height // 3, height - height // 10))
+        distance2 = (rows - y) ** 2 + (cols - x) ** 2
+        linear += (np.exp(-distance2 / (2.0 * (height / 60.0) ** 2))[..., None]
+                   + 0.15 * np.exp(-distance2 / (2.0 * (height / 12.0) ** 2))[..., None]) * np.array([1.0, 0.85, 0.6])
+        sky &= distance2 > (height / 5.0) ** 2
+    return expose(linear, full_well, read_noise, rng), sky
