@@ -13,13 +13,15 @@
 #
 # Stage order 1, 3, 2: stages 2 and 3 both need only stage 1's DecomNet, and the short stage 3
 # first gives a complete pipeline to evaluate while the long restoration stage trains.
-# The *_STEPS / *_FLAGS variables shrink the recipe for the smoke test (tests/test_recipe.py).
+# The *_STEPS variables and TRAIN_FLAGS (appended to every trainer's flags, so they win) shrink
+# the recipe for the smoke test (tests/test_recipe.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 DATA_DIR=${1:-LOLdataset}
 RUN_DIR=${2:-checkpoint/scratch}
 PYTHON=${PYTHON:-python}
 COMMON="--data_dir $DATA_DIR --checkpoint_dir $RUN_DIR --seed 1 --no_progress --save_every_minutes 5"
+TRAIN_FLAGS=${TRAIN_FLAGS:-}
 
 # Stage 1, DecomNet: 500 epochs of 10 x 48^2 (the authors' batch and patch; their 2000 epochs are
 # 96,000 steps), reflectance-similarity weight 0.3 instead of 0.01 (grey illumination, README) ...
@@ -47,16 +49,16 @@ once() {
 }
 
 once stage1a_decomposition $PYTHON decomposition_net_train.py $COMMON --equal_r_weight 0.3 \
-    --max_steps "$DECOM_STEPS" --log_every 100
+    --max_steps "$DECOM_STEPS" --log_every 100 $TRAIN_FLAGS
 # Stage 1b has its own run folder (stage 1a's state would otherwise be resumed); it starts from
 # stage 1a's weights and writes its own into the same weight folder.
 once stage1b_decomposition_large $PYTHON decomposition_net_train.py $COMMON --equal_r_weight 0.3 \
     --max_steps "$DECOM_LARGE_STEPS" $DECOM_LARGE_FLAGS --init_from_checkpoint \
-    --run_dir "$RUN_DIR/runs/decomposition_large" --log_every 20 --sample_every 100000
+    --run_dir "$RUN_DIR/runs/decomposition_large" --log_every 20 --sample_every 100000 $TRAIN_FLAGS
 once stage3_adjustment $PYTHON illumination_adjustment_net_train.py $COMMON \
-    --max_steps "$ADJUST_STEPS" --log_every 100
+    --max_steps "$ADJUST_STEPS" --log_every 100 $TRAIN_FLAGS
 once stage2_restoration $PYTHON reflectance_restoration_net_train.py $COMMON \
-    --max_steps "$RESTORE_STEPS" $RESTORE_FLAGS --log_every 20
+    --max_steps "$RESTORE_STEPS" $RESTORE_FLAGS --log_every 20 $TRAIN_FLAGS
 once evaluate_eval15 $PYTHON evaluate.py --checkpoint_dir "$RUN_DIR" --input "$DATA_DIR/eval15/low" \
     --high "$DATA_DIR/eval15/high" --output "$RUN_DIR/eval15" --overwrite --no_progress
 stamp "done"

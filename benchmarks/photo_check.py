@@ -1,7 +1,7 @@
 """The out-of-LOL check of --ratio auto: photos from other "cameras" without ground truth.
 
   python benchmarks/photo_check.py                    # the tables of docs/PHOTOS.md (a few minutes)
-  python benchmarks/photo_check.py --max_side 200     # quicker, smaller images
+  python benchmarks/photo_check.py --max_side 400     # larger images (slower)
 
 The set is generated, never stored (synthetic.py): the scikit-image photos captured 0.5-6 stops
 under by a clean and a noisy simulated sensor (and through JPEG at quality 75 for some), with the
@@ -85,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint_dir', default=os.path.join(ROOT, 'checkpoint'))
     parser.add_argument('--mode', choices=evaluate.MODES, default='fusion')
-    parser.add_argument('--max_side', type=int, default=400, help='photos resized to this longest side')
+    parser.add_argument('--max_side', type=int, default=256, help='photos resized to this longest side')
     parser.add_argument('--seed', type=int, default=2026)
     args = parser.parse_args(argv)
     kind = evaluate.KinD(args.checkpoint_dir)
