@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-import utils
+import data
 
 FIT_FILE = 'auto_ratio.json'   # beside the adjustment weights; written by the stage-3 trainer
 FEATURE_NAMES = ('log_mean', 'log_high_pass_median', 'log_high_pass_mean', 'log_chroma_high_pass_mean',
@@ -129,7 +129,7 @@ def choose_ratio(raw, render, fit):
     target = math.exp(predict(fit, features(raw)))
 
     def mean_at(log_alpha):
-        return utils.to_uint8(render(math.exp(log_alpha))).mean() / 255.0
+        return data.to_uint8(render(math.exp(log_alpha))).mean() / 255.0
 
     low, high = math.log(METER_RANGE[0]), math.log(METER_RANGE[1])
     rising = mean_at(high) >= mean_at(low)

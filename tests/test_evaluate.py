@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import brightness
+import data
 import evaluate
 import utils
 from conftest import write_pairs
@@ -69,8 +70,8 @@ def test_folder_with_ground_truth_prints_metrics_of_the_written_files(
 
 def test_ground_truth_ratio_is_the_plain_mode_estimator(random_checkpoints, pairs):
     kind = evaluate.KinD(random_checkpoints)
-    low = utils.load_image(os.path.join(pairs, 'low', '1.png'))
-    high = utils.load_image(os.path.join(pairs, 'high', '1.png'))
+    low = data.load_image(os.path.join(pairs, 'low', '1.png'))
+    high = data.load_image(os.path.join(pairs, 'high', '1.png'))
     expected = np.mean(kind.illumination(high) / (kind.illumination(low) + np.float32(1e-4)))
     assert kind.ground_truth_ratio(low, high) == pytest.approx(float(expected), rel=1e-6)
     plain = kind.enhance(low, 2.0, 'plain')
@@ -84,8 +85,8 @@ def test_single_file_input_and_enhance_function(random_checkpoints, pairs, tmp_p
                              '--checkpoint_dir', random_checkpoints, '--no_progress')
     assert status == 0 and os.listdir(tmp_path) == ['3_kindle.png']
     written = np.asarray(Image.open(tmp_path / '3_kindle.png'))
-    expected = evaluate.enhance(utils.load_image(path), checkpoint_dir=random_checkpoints)
-    np.testing.assert_array_equal(written, utils.to_uint8(expected))
+    expected = evaluate.enhance(data.load_image(path), checkpoint_dir=random_checkpoints)
+    np.testing.assert_array_equal(written, data.to_uint8(expected))
 
 
 def test_demo_runs_without_any_data(random_checkpoints, tmp_path, capsys, monkeypatch):
@@ -145,7 +146,7 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
     rng = np.random.default_rng(0)
     coarse = rng.random((12, 18, 3)).astype(np.float32)
     smooth = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((1800, 1200), Image.BICUBIC))
-    image = utils.normalise(smooth / 255.0 * 0.2 + rng.normal(0, 0.01, smooth.shape))
+    image = data.normalise(smooth / 255.0 * 0.2 + rng.normal(0, 0.01, smooth.shape))
     kind = evaluate.KinD(random_checkpoints, tile_size=0)
     whole = kind.enhance(image, 5.0, 'fusion')
     kind.tile_size = 512
@@ -158,7 +159,7 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
 def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints):
     """KinD.stages gives R, I, R-hat and I-hat whose product is the plain output, and tiles like enhance."""
     rng = np.random.default_rng(3)
-    image = utils.normalise(rng.random((200, 296, 3)) * 0.2)
+    image = data.normalise(rng.random((200, 296, 3)) * 0.2)
     kind = evaluate.KinD(random_checkpoints, tile_size=0)
     whole = kind.stages(image, 4.0)
     assert set(whole) == set(evaluate.STAGES)
@@ -197,25 +198,25 @@ def test_auto_ratio_meters_with_the_fit_beside_the_adjustment_weights(random_che
     fit_file.write_text(json.dumps({'log_scale': 0.5, 'exponent': -0.75}))     # an older version's fit
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
-    raw = utils.read_image(os.path.join(pairs, 'low', '2.png'))[0]
-    image = utils.normalise(raw)
+    raw = data.read_image(os.path.join(pairs, 'low', '2.png'))[0]
+    image = data.normalise(raw)
     results = {}
     for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
         for mode in evaluate.MODES:
             # predict the brightness the output has at alpha 3 (these random weights darken with alpha)
-            target = utils.to_uint8(kind.enhance(image, 3.0, mode)).mean() / 255.0
+            target = data.to_uint8(kind.enhance(image, 3.0, mode)).mean() / 255.0
             fit_file.write_text(json.dumps(constant_brightness_fit(target)))
             kind._auto_ratio_fit = None
             output, alpha = kind.enhance_auto(image, raw, mode)
             assert alpha == pytest.approx(3.0, rel=0.05)
-            assert utils.to_uint8(output).mean() / 255.0 == pytest.approx(target, rel=0.002)
+            assert data.to_uint8(output).mean() / 255.0 == pytest.approx(target, rel=0.002)
             assert np.abs(output - kind.enhance(image, alpha, mode)).max() < 1e-6
             results.setdefault(mode, []).append((output, alpha))
         kind.close()
     for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
         assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled - whole).max() < 1e-3
-    fusion_target = utils.to_uint8(results['fusion'][0][0]).mean() / 255.0
+    fusion_target = data.to_uint8(results['fusion'][0][0]).mean() / 255.0
     fit_file.write_text(json.dumps(constant_brightness_fit(fusion_target)))
     status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'))
     assert status == 0 and 'ratio auto (metered' in out
