@@ -28,7 +28,7 @@ class DecompositionStage(training.Stage):
         parser.add_argument('--equal_r_weight', type=float, default=losses.DECOMPOSITION_WEIGHTS['equal_R'],
                             help="weight of the reflectance similarity term |R_low - R_high| (authors: "
                                  "0.01, which converges to grey illumination; the shipped weights "
-                                 "used 0.3, see the README)")
+                                 "used 0.3, see docs/DECOMPOSITION.md)")
 
     def build(self, args):
         self.image_low = tf.placeholder(tf.float32, [None, None, None, 3], name='image_low')
