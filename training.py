@@ -23,6 +23,7 @@ from utils import (UserError, atomic_write, import_tensorflow, latest_checkpoint
 # What differs between the stages
 # --------------------------------------------------------------------------------------------------
 
+
 class Stage:
     """What differs between the three trainers. Subclasses set the attributes and methods below.
 
