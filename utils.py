@@ -60,6 +60,7 @@ def write_json(path, data):
     """Atomically write `data` as indented JSON."""
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, sort_keys=True).encode()))
 
+
 def progress_iter(items, enabled, description):
     """`items` wrapped in a tqdm bar when `enabled`."""
     if not enabled:
@@ -69,6 +70,7 @@ def progress_iter(items, enabled, description):
 
 
 def positive_int(text):
+    """argparse type: an integer > 0."""
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError('must be a positive integer, got %s' % text)
@@ -76,6 +78,7 @@ def positive_int(text):
 
 
 def positive_float(text):
+    """argparse type: a finite number > 0."""
     value = float(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError('must be a positive finite number, got %s' % text)
@@ -108,7 +111,6 @@ def quantise(raw):
     return np.round(raw * 255.0).astype(np.uint8)
 
 
-
 RATIO_EPSILON = 1e-4   # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
 
 
@@ -116,7 +118,6 @@ def ground_truth_ratio(illumination_low, illumination_high):
     """Plain-mode LOL estimator alpha = mean(I_high / (I_low + 1e-4)) (spec 7b), float32; with the
     arguments swapped, the authors' stage-3 rho = mean(I_l / (I_h + 1e-4)) (spec 6)."""
     return np.mean(illumination_high / (illumination_low + np.float32(RATIO_EPSILON)), dtype=np.float32)
-
 
 
 # --------------------------------------------------------------------------------------------------
