@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-import utils
+import data
 
 FIT_FILE = 'auto_ratio.json'   # beside the adjustment weights; written by the stage-3 trainer
 FEATURE_NAMES = ('log_mean', 'log_high_pass_median', 'log_high_pass_mean', 'log_chroma_high_pass_mean',
@@ -213,7 +213,7 @@ def choose_ratio(raw, render, fit=None):
     metered = ~scene.sky if scene.night else None
 
     def measure(log_alpha):
-        output = utils.to_uint8(render(math.exp(log_alpha))).astype(np.float64) / 255.0
+        output = data.to_uint8(render(math.exp(log_alpha))).astype(np.float64) / 255.0
         luminance = output.mean(axis=2)
         floor_ok = (output.mean() >= scene.mean - FLOOR_TOLERANCE
                     and luminance[scene.bright].mean() >= scene.bright_mean - FLOOR_TOLERANCE)

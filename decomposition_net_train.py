@@ -4,16 +4,17 @@ Example:  python decomposition_net_train.py --data_dir ./LOLdataset
 Writes checkpoint/decom_net_train/ (weights, read by stages 2-3 and evaluate.py) and
 checkpoint/runs/decomposition/ (resumable run state, TensorBoard logs, sample grids, options).
 """
-import os
 import sys
 
+import data
+import training
 import utils
 tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
 import losses  # noqa: E402
 import model  # noqa: E402
 
 
-class DecompositionStage(utils.Stage):
+class DecompositionStage(training.Stage):
     name = 'decomposition'
     scope = model.DECOM_SCOPE
     weights_subdir = 'decom_net_train'
@@ -27,7 +28,7 @@ class DecompositionStage(utils.Stage):
         parser.add_argument('--equal_r_weight', type=float, default=losses.DECOMPOSITION_WEIGHTS['equal_R'],
                             help="weight of the reflectance similarity term |R_low - R_high| (authors: "
                                  "0.01, which converges to grey illumination; the shipped weights "
-                                 "used 0.3, see the README)")
+                                 "used 0.3, see docs/DECOMPOSITION.md)")
 
     def build(self, args):
         self.image_low = tf.placeholder(tf.float32, [None, None, None, 3], name='image_low')
@@ -39,22 +40,20 @@ class DecompositionStage(utils.Stage):
             self.image_low, self.image_high, self.decomposition_low, self.decomposition_high, weights)
 
     def prepare(self, args, sess):
-        _, items = utils.training_pairs(args, args.patch_size)
-        self.samples = utils.sample_pairs(args)
+        _, items = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
+        self.samples = data.sample_pairs(args.data_dir)
         return items  # the authors train stage 1 on all pairs (no split to apply)
 
-    def write_samples(self, sess, epoch, folder):
+    def sample_grids(self, sess):
         grids = []
         for name, (low, high) in self.samples:
             (r_low, i_low), (r_high, i_high) = sess.run(
                 [self.decomposition_low, self.decomposition_high],
                 {self.image_low: low[None], self.image_high: high[None]})
-            grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),
-                                   [low, r_low, i_low, high, r_high, i_high],
-                                   ['input low', 'R low', 'I low', 'input high', 'R high', 'I high'])
-            grids.append((name, grid))
+            grids.append((name, [[low, r_low, i_low], [high, r_high, i_high]],
+                          [['input low', 'R low', 'I low'], ['input high', 'R high', 'I high']]))
         return grids
 
 
 if __name__ == '__main__':
-    sys.exit(utils.train(DecompositionStage()))
+    sys.exit(training.train(DecompositionStage()))

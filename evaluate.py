@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 import brightness
+import data
 import synthetic
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
@@ -191,7 +192,7 @@ class KinD:
 
     def auto_ratio(self, image, raw, stages, mode='fusion'):
         """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]
-        (utils.read_image) and decompose()'s stages: brightness.choose_ratio with this KinD's
+        (data.read_image) and decompose()'s stages: brightness.choose_ratio with this KinD's
         outputs on a copy box-downscaled to at most brightness.METER_MAX_PIXELS."""
         if mode not in MODES:
             raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
@@ -270,7 +271,7 @@ _CACHED = {}
 
 
 def enhance(image, ratio=DEFAULT_RATIO, mode='fusion', checkpoint_dir='./checkpoint'):
-    """Enhance one normalised image (see utils.load_image); the graph is built once per folder."""
+    """Enhance one normalised image (see data.load_image); the graph is built once per folder."""
     key = os.path.abspath(checkpoint_dir)
     if key not in _CACHED:
         _CACHED[key] = KinD(checkpoint_dir)
@@ -357,7 +358,7 @@ def build_parser():
     parser.add_argument('--tile_size', type=int, default=DEFAULT_TILE_SIZE,
                         help='core side of the tiles large images are processed in, a multiple of '
                              '16; 0 processes every image whole (default: %(default)s)')
-    parser.add_argument('--max_image_pixels', type=int, default=utils.DEFAULT_MAX_IMAGE_PIXELS,
+    parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='refuse larger images (decompression-bomb guard; default: PIL\'s '
                              '%(default)d)')
     parser.add_argument('--overwrite', action='store_true',
@@ -377,7 +378,7 @@ def list_inputs(path):
         full = os.path.join(path, name)
         if name.startswith('.'):
             continue
-        if name.lower().endswith(utils.IMAGE_EXTENSIONS):
+        if name.lower().endswith(data.IMAGE_EXTENSIONS):
             images.append(full)
         else:
             skipped.append((full, 'directory' if os.path.isdir(full) else 'not an image extension'))
@@ -422,18 +423,18 @@ def write_ratio_table(path, rows):
 def _read(path, high_dir, max_pixels):
     """Background job: the raw and normalised input, its notes, and the normalised and uint8 ground
     truth."""
-    raw, notes = utils.read_image(path, max_pixels)
-    image = utils.normalise(raw)
+    raw, notes = data.read_image(path, max_pixels)
+    image = data.normalise(raw)
     if high_dir is None:
         return raw, image, notes, None, None
     high_path = os.path.join(high_dir, os.path.basename(path))
     if not os.path.isfile(high_path):
-        raise utils.ImageError(path, 'no ground truth %s' % high_path)
-    high_raw = utils.read_image(high_path, max_pixels)[0]
+        raise data.ImageError(path, 'no ground truth %s' % high_path)
+    high_raw = data.read_image(high_path, max_pixels)[0]
     if high_raw.shape != raw.shape:
-        raise utils.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
+        raise data.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
             high_path, high_raw.shape[1], high_raw.shape[0], raw.shape[1], raw.shape[0]))
-    return raw, image, notes, utils.normalise(high_raw), utils.quantise(high_raw)
+    return raw, image, notes, data.normalise(high_raw), utils.quantise(high_raw)
 
 
 def run(args):
@@ -505,8 +506,8 @@ def run(args):
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
-            writes.append((path, destination, pool.submit(utils.save_image, destination, output)))
-            written = utils.to_uint8(output)
+            writes.append((path, destination, pool.submit(data.save_image, destination, output)))
+            written = data.to_uint8(output)
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
                                ratio_source, mode, '%.4f' % raw.mean(), '%.4f' % (written.mean() / 255.0),
                                'ok'))

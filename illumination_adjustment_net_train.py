@@ -12,6 +12,8 @@ import sys
 import numpy as np
 
 import brightness
+import data
+import training
 import utils
 tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
 import losses  # noqa: E402
@@ -46,19 +48,7 @@ def evaluation_ratio_transform(crops, rng):
 RATIO_RULES = {'authors': ratio_transform, 'evaluation': evaluation_ratio_transform}
 
 
-def fit_auto_ratio(args):
-    """brightness.fit on the raw files of the pairs this stage trains on (our485, or the authors'
-    slice): what evaluate.py --ratio auto meters its outputs to. Returns the JSON-able fit."""
-    pairs = utils.split_for_authors(args, *utils.training_pair_paths(args), AUTHORS_TRAIN_SLICE,
-                                    AUTHORS_SAMPLE_SLICE)[0]
-    rows, targets = [], []
-    for low, high in utils.progress_iter(pairs, not args.no_progress, 'metering'):
-        rows.append(brightness.features(utils.read_image(low)[0]))
-        targets.append(brightness.log_brightness(utils.read_image(high)[0]))
-    return brightness.fit(rows, targets)
-
-
-class AdjustmentStage(utils.FrozenDecompositionStage):
+class AdjustmentStage(training.FrozenDecompositionStage):
     name = 'adjustment'
     scope = model.ADJUST_SCOPE
     weights_subdir = 'illumination_adjust_net_train'
@@ -92,8 +82,18 @@ class AdjustmentStage(utils.FrozenDecompositionStage):
     def make_transform(self, args):
         return RATIO_RULES[args.ratio_rule]
 
+    def fit_auto_ratio(self, args):
+        """brightness.fit on the raw files of the pairs this stage trains on (our485, or the authors'
+        slice): what evaluate.py --ratio auto meters its outputs to. Returns the JSON-able fit."""
+        pairs = self.split(args, *data.training_pair_paths(args.data_dir))[0]
+        rows, targets = [], []
+        for low, high in utils.progress_iter(pairs, not args.no_progress, 'metering'):
+            rows.append(brightness.features(data.read_image(low)[0]))
+            targets.append(brightness.log_brightness(data.read_image(high)[0]))
+        return brightness.fit(rows, targets)
+
     def prepare(self, args, sess):
-        fit = fit_auto_ratio(args)
+        fit = self.fit_auto_ratio(args)
         utils.write_json(os.path.join(args.checkpoint_dir, self.weights_subdir, brightness.FIT_FILE), fit)
         print('wrote %s: log brightness from %d pairs, rms error %.3f (10-fold CV %.3f)' % (
             brightness.FIT_FILE, fit['pairs'], fit['rms_log_error'], fit['cv_rms_log_error']))
@@ -106,18 +106,16 @@ class AdjustmentStage(utils.FrozenDecompositionStage):
     def prepare_only(self, args):
         return args.fit_auto_ratio_only
 
-    def write_samples(self, sess, epoch, folder):
+    def sample_grids(self, sess):
         grids = []
         for name, ((_, i_low), (_, i_high)) in self.samples:
             alpha = utils.ground_truth_ratio(i_low, i_high)
             adjusted = sess.run(self.adjusted, {self.illumination: i_low[None],
                                                 self.ratio: np.full((1,) + i_low.shape, alpha, np.float32)})
-            grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),
-                                   [i_low, adjusted, i_high],
-                                   ['I low', 'I adjusted (ratio %.2f)' % alpha, 'I high (target)'])
-            grids.append((name, grid))
+            grids.append((name, [[i_low, i_high], [None, adjusted]],   # the output under its target
+                          [['I low', 'I high (target)'], ['', 'I adjusted (ratio %.2f)' % alpha]]))
         return grids
 
 
 if __name__ == '__main__':
-    sys.exit(utils.train(AdjustmentStage()))
+    sys.exit(training.train(AdjustmentStage()))

@@ -5,10 +5,11 @@ Example:  python reflectance_restoration_net_train.py --data_dir ./LOLdataset
 Writes checkpoint/Restoration_net_train/ (weights) and checkpoint/runs/restoration/ (run state,
 TensorBoard logs, sample grids, options).
 """
-import os
 import sys
 
 import numpy as np
+
+import training
 import utils
 tf = utils.import_tensorflow()  # before model/losses: quiet TF start-up
 import losses  # noqa: E402
@@ -21,7 +22,7 @@ MIN_PATCH_SIZE = 11           # SSIM's 11x11 window (spec Q25)
 AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE = slice(0, 466), slice(467, 480)
 
 
-class RestorationStage(utils.FrozenDecompositionStage):
+class RestorationStage(training.FrozenDecompositionStage):
     name = 'restoration'
     scope = model.RESTORATION_SCOPE
     weights_subdir = 'Restoration_net_train'
@@ -61,18 +62,16 @@ class RestorationStage(utils.FrozenDecompositionStage):
         return [(r_low, i_low, np.power(r_high, np.float32(TARGET_POWER)))
                 for (r_low, i_low), (r_high, _) in decomposed]
 
-    def write_samples(self, sess, epoch, folder):
+    def sample_grids(self, sess):
         grids = []
         for name, low, ((r_low, i_low), (r_high, _)) in self.samples:
             restored = sess.run(self.restored, {self.reflectance: r_low[None],
                                                 self.illumination: i_low[None]})
             target = np.power(r_high, np.float32(TARGET_POWER))
-            grid = utils.save_grid(os.path.join(folder, '%s_epoch%04d.png' % (name, epoch + 1)),
-                                   [low, r_low, i_low, restored, target],
-                                   ['input low', 'R low', 'I low', 'R restored', 'target R_high^1.2'])
-            grids.append((name, grid))
+            grids.append((name, [[low, r_low, i_low], [None, restored, target]],   # restored under R low
+                          [['input low', 'R low', 'I low'], ['', 'R restored', 'target R_high^1.2']]))
         return grids
 
 
 if __name__ == '__main__':
-    sys.exit(utils.train(RestorationStage()))
+    sys.exit(training.train(RestorationStage()))

@@ -25,6 +25,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import data  # noqa: E402
 import utils  # noqa: E402
 tf = utils.import_tensorflow()
 import evaluate  # noqa: E402
@@ -75,7 +76,7 @@ def test_image(height, width):
     if picture.size != (width, height):
         picture = picture.resize((width, height), Image.BICUBIC)
         source += ' resized to %dx%d' % (width, height)
-    return utils.normalise(np.asarray(picture, np.float32) / 255), source
+    return data.normalise(np.asarray(picture, np.float32) / 255), source
 
 
 def median_seconds(function, repeats):
@@ -145,7 +146,7 @@ def main():
                                                            '', '', source))
         for precision, kind in ours.items():
             output = kind.enhance(image)
-            levels = np.abs(utils.to_uint8(output).astype(int) - utils.to_uint8(reference).astype(int))
+            levels = np.abs(data.to_uint8(output).astype(int) - data.to_uint8(reference).astype(int))
             seconds = median_seconds(lambda: kind.enhance(image), args.repeats)
             print('%-10s %-12s %12.3f %11.2fx %7.2fx %12d (mean %.3f)' % (
                 '%dx%d' % (width, height), 'ours ' + precision, seconds, seconds / base, base / seconds,

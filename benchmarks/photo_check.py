@@ -25,6 +25,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import brightness  # noqa: E402
+import data  # noqa: E402
 import synthetic  # noqa: E402
 import utils  # noqa: E402
 utils.import_tensorflow()
@@ -52,19 +53,19 @@ def old_auto_ratio(kind, image, raw, stages, mode):
     low, high = math.log(brightness.METER_RANGE[0]), math.log(brightness.METER_RANGE[1])
     for _ in range(14):
         middle = 0.5 * (low + high)
-        mean = utils.to_uint8(kind.relight(image, stages, math.exp(middle), mode)).mean() / 255.0
+        mean = data.to_uint8(kind.relight(image, stages, math.exp(middle), mode)).mean() / 255.0
         low, high = (middle, high) if mean < target else (low, middle)
     return math.exp(0.5 * (low + high))
 
 
 def enhance_all(kind, raw, mode):
     """{rule: (uint8 output, alpha)} for one raw image."""
-    image = utils.normalise(raw)
+    image = data.normalise(raw)
     stages = kind.decompose(image)
     alphas = {'fixed 5': evaluate.DEFAULT_RATIO,
               'old auto': old_auto_ratio(kind, image, raw, stages, mode),
               'auto': kind.auto_ratio(image, raw, stages, mode)}
-    return {rule: (utils.to_uint8(kind.relight(image, stages, alpha, mode)), alpha)
+    return {rule: (data.to_uint8(kind.relight(image, stages, alpha, mode)), alpha)
             for rule, alpha in alphas.items()}
 
 

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 
 import utils_path  # noqa: F401
+import data
+import training
 import utils
 tf = utils.import_tensorflow()
 import losses  # noqa: E402
@@ -23,8 +25,8 @@ def main():
     parser.add_argument('--model', action='append', required=True, help='name=checkpoint folder')
     parser.add_argument('--data_dir', default='LOLdataset')
     parser.add_argument('--images', nargs='+', default=['1', '111', '748'])
-    parser.add_argument('--picture', help='picture (.jpg or .png): for each image, input low | R low | '
-                                          'I low | input high | R high | I high of every model')
+    parser.add_argument('--picture', help='picture (.jpg or .png): for each image and model, a row input low | R low | '
+                                          'I low over a row input high | R high | I high')
     args = parser.parse_args()
     graph = tf.Graph()
     with graph.as_default():
@@ -34,9 +36,9 @@ def main():
         terms = losses.decomposition_losses(low, high, decomposition_low, decomposition_high)
         session = tf.Session()
     eval15 = os.path.join(args.data_dir, 'eval15')
-    pairs = utils.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
+    pairs = data.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
     names = [os.path.splitext(os.path.basename(p))[0] for p, _ in pairs]
-    data = utils.load_pairs(pairs)
+    loaded = data.load_pairs(pairs)
     print('| model | decomposition loss (eval15) | recon low | recon high | equal_R | i_mutual | '
           'i_smooth low | i_smooth high | mean I low | mean I high |')
     print('|---|---|---|---|---|---|---|---|---|---|')
@@ -46,7 +48,7 @@ def main():
         with graph.as_default():
             utils.restore_net(session, model.net_variables(model.DECOM_SCOPE), folder, name)
         values, pictures = [], []
-        for image_name, (image_low, image_high) in zip(names, data):
+        for image_name, (image_low, image_high) in zip(names, loaded):
             result = session.run([terms, decomposition_low, decomposition_high],
                                  {low: image_low[None], high: image_high[None]})
             values.append(result)
@@ -66,8 +68,10 @@ def main():
         for image_name in args.images:
             for name, pictures in rows:
                 panels = dict(pictures)[image_name]
-                labels = ['%s %s: input low' % (image_name, name), 'R low', 'I low', 'input high', 'R high', 'I high']
-                grids.append(utils.make_grid([p[::3, ::3] for p in panels], labels))
+                labels = [['%s %s: input low' % (image_name, name), 'R low', 'I low'],
+                          ['input high', 'R high', 'I high']]
+                small = [p[::3, ::3] for p in panels]
+                grids.append(training.make_grid([small[:3], small[3:]], labels))
         Image.fromarray(np.concatenate(grids, axis=0)).save(args.picture, quality=90)
         print('wrote', args.picture)
     return 0

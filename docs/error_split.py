@@ -11,6 +11,7 @@ import numpy as np
 
 import utils_path  # noqa: F401
 import evaluate
+import data
 import utils
 
 COLUMNS = ('R̂·Î', 'R̂·I_high', 'R_high·Î', 'R_high·I_high')
@@ -23,7 +24,7 @@ def split_one(kind, image_low, image_high, high_uint8):
     low = kind.stages(image_low, ratio, names=('restored', 'adjusted'))
     products = (low['restored'] * low['adjusted'], low['restored'] * high['illumination'],
                 high['reflectance'] * low['adjusted'], high['reflectance'] * high['illumination'])
-    return [utils.psnr(high_uint8, utils.to_uint8(product)) for product in products]
+    return [utils.psnr(high_uint8, data.to_uint8(product)) for product in products]
 
 
 def main(argv=None):
@@ -32,14 +33,14 @@ def main(argv=None):
     parser.add_argument('--checkpoint_dir', default='checkpoint')
     args = parser.parse_args(argv)
     eval15 = os.path.join(args.data_dir, 'eval15')
-    pairs = utils.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
+    pairs = data.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
     kind = evaluate.KinD(args.checkpoint_dir)
     print('| image | %s |' % ' | '.join(COLUMNS))
     print('|---' * (len(COLUMNS) + 1) + '|')
     rows = []
     for low_path, high_path in pairs:
-        rows.append(split_one(kind, utils.load_image(low_path), utils.load_image(high_path),
-                              utils.read_uint8_rgb(high_path)))
+        rows.append(split_one(kind, data.load_image(low_path), data.load_image(high_path),
+                              data.read_uint8_rgb(high_path)))
         print('| %s | %s |' % (os.path.basename(low_path), ' | '.join('%.2f' % v for v in rows[-1])))
     print('| mean | %s |' % ' | '.join('%.4f' % v for v in np.mean(rows, axis=0)))
     kind.close()

@@ -1,5 +1,5 @@
 """Stages 1 and 2 on an NVIDIA GPU with PyTorch (gpu/kind_torch.py), for GPU machines without
-TensorFlow. Same data pipeline as the TF trainers (utils.load_pairs, utils.PatchSampler: §2.1-2.4),
+TensorFlow. Same data pipeline as the TF trainers (data.load_pairs, data.PatchSampler: §2.1-2.4),
 same losses and Adam; weights are written as TF-named .npz for gpu/convert.py. See gpu/README.md.
 
   python gpu/train_torch.py decomposition --run_dir R --out decom.npz [--equal_r_weight 0.01]
@@ -22,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import kind_torch as kt  # noqa: E402
-import utils  # noqa: E402  (numpy/PIL only: no TensorFlow import)
+import data  # noqa: E402  (numpy/PIL only: no TensorFlow import)
+import utils  # noqa: E402
 
 TARGET_POWER = 1.2                 # restoration target R_high ** 1.2 (spec Q11)
 AUTHORS_DECOMPOSITION_WEIGHTS = {'recon_low': 1.0, 'recon_high': 1.0, 'equal_R': 0.01, 'i_mutual': 0.2,
@@ -143,12 +144,12 @@ def device():
 def decomposition(args):
     torch.manual_seed(args.seed)
     dev = device()
-    _, pairs = utils.training_pairs(args, args.patch_size)
+    _, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
     net = kt.DecomNet().to(dev)
     weights = dict(AUTHORS_DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
     if args.steps is None:
         args.steps = args.epochs * (len(pairs) // args.batch_size)
-    run = Run(args, net, utils.PatchSampler(pairs, args.patch_size, seed=args.seed),
+    run = Run(args, net, data.PatchSampler(pairs, args.patch_size, seed=args.seed),
               ['total'] + list(weights))
 
     def loss(batch):
@@ -163,7 +164,7 @@ def restoration(args):
     dev = device()
     decom = kt.DecomNet().to(dev).eval()
     kt.load_tf_arrays(decom, np.load(args.decom_weights))
-    _, pairs = utils.training_pairs(args, args.patch_size)
+    _, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
     items = []
     with torch.no_grad():   # DecomNet once per full image (spec 6), never on patches
         for low, high in pairs:
@@ -173,7 +174,7 @@ def restoration(args):
                           np.power(to_numpy(r_high), np.float32(TARGET_POWER))))
     del pairs, decom
     net = kt.RestorationNet().to(dev).to(memory_format=torch.channels_last)
-    run = Run(args, net, utils.PatchSampler(items, args.patch_size, seed=args.seed),
+    run = Run(args, net, data.PatchSampler(items, args.patch_size, seed=args.seed),
               ['total', 'square', 'ssim', 'grad'])
     autocast = torch.autocast('cuda', dtype=torch.bfloat16, enabled=args.bf16 and dev.type == 'cuda')
 
@@ -190,7 +191,7 @@ def pick(args):
     """Evaluate candidate DecomNets on eval15 and copy the first (in the order given) whose
     illumination carries the exposure (mean I_high - mean I_low >= MIN_ILLUMINATION_GAP)."""
     dev = device()
-    pairs = utils.load_pairs(utils.find_pairs(os.path.join(args.data_dir, 'eval15', 'low'),
+    pairs = data.load_pairs(data.find_pairs(os.path.join(args.data_dir, 'eval15', 'low'),
                                               os.path.join(args.data_dir, 'eval15', 'high')))
     chosen = None
     for path in args.candidates:
@@ -218,8 +219,8 @@ def pick(args):
 
 def split(args):
     """Split an npz into parts of at most --max_mb (to move large weights through small pipes)."""
-    with np.load(args.npz) as data:
-        arrays = {k: data[k] for k in data.files}
+    with np.load(args.npz) as npz:
+        arrays = {k: npz[k] for k in npz.files}
     parts, sizes = [], []
     for name in sorted(arrays, key=lambda k: -arrays[k].nbytes):
         index = next((i for i, s in enumerate(sizes) if s + arrays[name].nbytes <= args.max_mb * 2 ** 20), None)

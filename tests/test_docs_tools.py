@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import training
 import utils
 from conftest import ROOT
 
@@ -37,7 +38,8 @@ def test_comparison_picture_shows_every_panel_at_a_third_of_the_image(tiny_lol, 
     assert len(rows) == 2 and rows[0][4:] == rows[1][4:] and np.isfinite(float(rows[0].split('|')[2]))
     height, width = -(-40 // 3), -(-56 // 3)            # eval15 pairs of 40 x 56, every third pixel
     grid = np.asarray(Image.open(picture))
-    assert grid.shape == (2 * (height + utils.LABEL_HEIGHT), 6 * width, 3)
+    strip = training.strip_height(training.label_size(height))
+    assert grid.shape == (2 * 2 * (height + strip), 3 * width, 3)   # per model: low row over high row
 
 
 def test_curve_export_adds_the_step_offset(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import brightness
+import data
 import evaluate
 import utils
 from conftest import write_pairs
@@ -72,8 +73,8 @@ def test_folder_with_ground_truth_prints_metrics_of_the_written_files(
 
 def test_ground_truth_ratio_is_the_plain_mode_estimator(random_checkpoints, pairs):
     kind = evaluate.KinD(random_checkpoints)
-    low = utils.load_image(os.path.join(pairs, 'low', '1.png'))
-    high = utils.load_image(os.path.join(pairs, 'high', '1.png'))
+    low = data.load_image(os.path.join(pairs, 'low', '1.png'))
+    high = data.load_image(os.path.join(pairs, 'high', '1.png'))
     expected = np.mean(kind.illumination(high) / (kind.illumination(low) + np.float32(1e-4)))
     assert kind.ground_truth_ratio(low, high) == pytest.approx(float(expected), rel=1e-6)
     plain = kind.enhance(low, 2.0, 'plain')
@@ -87,8 +88,8 @@ def test_single_file_input_and_enhance_function(random_checkpoints, pairs, tmp_p
                              '--checkpoint_dir', random_checkpoints, '--no_progress')
     assert status == 0 and sorted(os.listdir(tmp_path)) == ['3_kindle.png', 'kindle_ratios.csv']
     written = np.asarray(Image.open(tmp_path / '3_kindle.png'))
-    expected = evaluate.enhance(utils.load_image(path), checkpoint_dir=random_checkpoints)
-    np.testing.assert_array_equal(written, utils.to_uint8(expected))
+    expected = evaluate.enhance(data.load_image(path), checkpoint_dir=random_checkpoints)
+    np.testing.assert_array_equal(written, data.to_uint8(expected))
 
 
 def test_demo_runs_without_any_data(random_checkpoints, tmp_path, capsys, monkeypatch):
@@ -149,7 +150,7 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
     rng = np.random.default_rng(0)
     coarse = rng.random((12, 18, 3)).astype(np.float32)
     smooth = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((1800, 1200), Image.BICUBIC))
-    image = utils.normalise(smooth / 255.0 * 0.2 + rng.normal(0, 0.01, smooth.shape))
+    image = data.normalise(smooth / 255.0 * 0.2 + rng.normal(0, 0.01, smooth.shape))
     kind = evaluate.KinD(random_checkpoints, tile_size=0)
     whole = kind.enhance(image, 5.0, 'fusion')
     kind.tile_size = 512
@@ -162,7 +163,7 @@ def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
 def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints):
     """KinD.stages gives R, I, R-hat and I-hat whose product is the plain output, and tiles like enhance."""
     rng = np.random.default_rng(3)
-    image = utils.normalise(rng.random((200, 296, 3)) * 0.2)
+    image = data.normalise(rng.random((200, 296, 3)) * 0.2)
     kind = evaluate.KinD(random_checkpoints, tile_size=0)
     whole = kind.stages(image, 4.0)
     assert set(whole) == set(evaluate.STAGES)
@@ -202,8 +203,8 @@ def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkp
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
     fit_file.write_text(json.dumps(constant_brightness_fit(0.4)))
-    raw = utils.read_image(os.path.join(pairs, 'low', '2.png'))[0]
-    image = utils.normalise(raw)
+    raw = data.read_image(os.path.join(pairs, 'low', '2.png'))[0]
+    image = data.normalise(raw)
     results = {}
     for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
@@ -233,8 +234,8 @@ def test_the_ratio_table_lists_each_image_and_is_never_overwritten(random_checkp
     rows = list(csv.DictReader(open(output / 'kindle_ratios.csv')))
     assert [r['image'] for r in rows] == sorted(os.listdir(os.path.join(pairs, 'low')))
     for row in rows:
-        saved = utils.read_uint8_rgb(str(output / row['output']))
-        raw = utils.read_uint8_rgb(os.path.join(pairs, 'low', row['image']))
+        saved = data.read_uint8_rgb(str(output / row['output']))
+        raw = data.read_uint8_rgb(os.path.join(pairs, 'low', row['image']))
         assert float(row['alpha']) == 2.5 and row['mode'] == 'plain' and row['status'] == 'ok'
         assert float(row['output_mean']) == pytest.approx(saved.mean() / 255.0, abs=1e-4)
         assert float(row['input_mean']) == pytest.approx(raw.mean() / 255.0, abs=1e-4)

@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
+import data
 import evaluate
 import losses
 import model
+import training
 import utils
 from conftest import LOL, REFERENCE_CHECKPOINTS, needs_lol, needs_reference
 from decomposition_net_train import DecompositionStage
@@ -71,14 +73,14 @@ def close(actual, expected, atol=ATOL_OUTPUT):
 
 
 def test_normalised_inputs(oracle):
-    low = utils.load_image(os.path.join(LOL, 'eval15', 'low', '1.png'))
-    high = utils.load_image(os.path.join(LOL, 'eval15', 'high', '1.png'))
+    low = data.load_image(os.path.join(LOL, 'eval15', 'low', '1.png'))
+    high = data.load_image(os.path.join(LOL, 'eval15', 'high', '1.png'))
     np.testing.assert_array_equal(low, oracle['low_1'])
     np.testing.assert_array_equal(high, oracle['high_1'])
     np.testing.assert_array_equal(low[13:50, 31:84], oracle['crop_b_low'])
     np.testing.assert_array_equal(high[100:148, 200:248], oracle['crop_a_high'])
     for k, (name, y, x) in enumerate(oracle['loss_batch_boxes']):
-        patch = utils.load_image(os.path.join(LOL, 'eval15', 'low', '%d.png' % name))[y:y + 48, x:x + 48]
+        patch = data.load_image(os.path.join(LOL, 'eval15', 'low', '%d.png' % name))[y:y + 48, x:x + 48]
         np.testing.assert_array_equal(patch, oracle['loss_batch_low'][k])
 
 
@@ -116,7 +118,7 @@ def _uint8_close(actual, expected):
 def test_fusion_pipeline_full_image_and_crop(pipeline, oracle):
     output = pipeline.enhance(oracle['low_1'], 5.0, 'fusion')
     close(output, oracle['evaluate_out_full_1'])
-    _uint8_close(utils.to_uint8(output), oracle['evaluate_out_full_1_uint8'])
+    _uint8_close(data.to_uint8(output), oracle['evaluate_out_full_1_uint8'])
     close(pipeline.enhance(oracle['crop_b_low'], 5.0, 'fusion'), oracle['evaluate_out_crop_b'])
 
 
@@ -147,7 +149,7 @@ def test_plain_pipeline_with_ground_truth_ratio(pipeline, oracle):
     np.testing.assert_allclose(ratio, oracle['evaluate_lol_ratio_1'], rtol=RTOL_LOSS)
     output = pipeline.enhance(oracle['low_1'], ratio, 'plain')
     close(output, oracle['evaluate_lol_out_full_1'])
-    _uint8_close(utils.to_uint8(output), oracle['evaluate_lol_out_full_1_uint8'])
+    _uint8_close(data.to_uint8(output), oracle['evaluate_lol_out_full_1_uint8'])
 
 
 DECOMPOSITION_KEYS = {'recon_low': 'decom_loss_recon_low', 'recon_high': 'decom_loss_recon_high',
@@ -178,8 +180,8 @@ def stage23(graph, oracle):
     """Full-image decompositions of eval15 1 and 22 cropped at the oracle's boxes, as stages 2-3."""
     pairs = {}
     for name in (1, 22):
-        pair = [utils.load_image(os.path.join(LOL, 'eval15', sub, '%d.png' % name)) for sub in ('low', 'high')]
-        pairs[name] = utils.decompose_pairs(graph.session, graph.low, graph.decom_low, [pair])[0]
+        pair = [data.load_image(os.path.join(LOL, 'eval15', sub, '%d.png' % name)) for sub in ('low', 'high')]
+        pairs[name] = data.decompose_pairs(graph.session, graph.low, graph.decom_low, [pair])[0]
     crops = {'R_low': [], 'I_low': [], 'I_high': [], 'target': []}
     for name, y, x in oracle['loss_batch_boxes']:
         (r_low, i_low), (r_high, i_high) = pairs[name]
@@ -264,11 +266,11 @@ ADAM_CASES = {
 
 @pytest.mark.parametrize('case', sorted(ADAM_CASES))
 def test_one_adam_step_of_the_trainers_graph(oracle, case):
-    """The trainer's own graph (utils.build_training_graph) takes the authors' first Adam step."""
+    """The trainer's own graph (training.build_training_graph) takes the authors' first Adam step."""
     stage_class, scopes, name, gradient_key, step_key, feed_keys = ADAM_CASES[case]
     stage = stage_class()
-    args = utils.training_parser(stage).parse_args(['--patch_size', '48'])
-    built = utils.build_training_graph(stage, args)
+    args = training.training_parser(stage).parse_args(['--patch_size', '48'])
+    built = training.build_training_graph(stage, args)
     ratio = np.ones((4, 48, 48, 1), np.float32) * oracle['adjust_ratio_batch'][:, None, None, None]
     arrays = [ratio if key == 'RATIO' else oracle[key] for key in feed_keys]
     with built.graph.as_default(), tf.Session(graph=built.graph) as session:

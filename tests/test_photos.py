@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import brightness
+import data
 import evaluate
 import synthetic
 import utils
@@ -25,8 +26,8 @@ def shipped():
 def enhance_auto(kind, dark_uint8, mode='fusion'):
     """(saved output as float in [0, 1], alpha) of --ratio auto for a uint8 input."""
     raw = dark_uint8 / 255.0
-    output, alpha = kind.enhance_auto(utils.normalise(raw), raw, mode)
-    return utils.to_uint8(output) / 255.0, alpha
+    output, alpha = kind.enhance_auto(data.normalise(raw), raw, mode)
+    return data.to_uint8(output) / 255.0, alpha
 
 
 def captures():
@@ -78,7 +79,7 @@ def test_a_well_exposed_photo_comes_out_nearly_unchanged(enhanced):
         if label.endswith('well exposed'):
             output = enhanced[label][0]
             assert abs(output.mean() - original.mean() / 255.0) < 0.03, label
-            assert utils.psnr(original, utils.to_uint8(output)) > 24.0, label
+            assert utils.psnr(original, data.to_uint8(output)) > 24.0, label
 
 
 def test_a_night_sky_stays_dark_and_the_lit_parts_brighten(shipped):
@@ -86,7 +87,7 @@ def test_a_night_sky_stays_dark_and_the_lit_parts_brighten(shipped):
     dark, sky = synthetic.night_scene(150, 225, rng)
     assert brightness.Scene(dark / 255.0).night
     output, _ = enhance_auto(shipped, dark)
-    fixed = utils.to_uint8(shipped.enhance(utils.normalise(dark / 255.0), evaluate.DEFAULT_RATIO, 'fusion')) / 255.0
+    fixed = data.to_uint8(shipped.enhance(data.normalise(dark / 255.0), evaluate.DEFAULT_RATIO, 'fusion')) / 255.0
     luminance_in, luminance_out = dark.mean(axis=2) / 255.0, output.mean(axis=2)
     assert luminance_out[sky].mean() <= brightness.SKY_MAX + 0.01     # grey haze at ratio 5: ~0.23
     assert fixed.mean(axis=2)[sky].mean() > 0.15

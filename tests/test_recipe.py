@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+import data
 import utils
 from conftest import ROOT
 
@@ -35,11 +36,12 @@ def test_the_recipe_trains_all_three_nets_from_nothing_and_evaluates(tiny_lol, t
     assert 'mean (2 images)' in result.stdout
     # evaluate.py's output is these weights' enhancement of the eval15 image
     low = os.path.join(tiny_lol, 'eval15', 'low', '1.png')
-    raw = utils.read_image(low)[0]
+    raw = data.read_image(low)[0]
     kind = evaluate.KinD(run_dir)
-    alpha = kind.ground_truth_ratio(utils.normalise(raw), utils.load_image(os.path.join(tiny_lol, 'eval15', 'high', '1.png')))
-    expected = utils.to_uint8(kind.enhance(utils.normalise(raw), alpha, 'plain'))
+    high = data.load_image(os.path.join(tiny_lol, 'eval15', 'high', '1.png'))
+    alpha = kind.ground_truth_ratio(data.normalise(raw), high)
+    expected = data.to_uint8(kind.enhance(data.normalise(raw), alpha, 'plain'))
     kind.close()
-    np.testing.assert_array_equal(utils.read_uint8_rgb(os.path.join(run_dir, 'eval15', '1_kindle.png')), expected)
+    np.testing.assert_array_equal(data.read_uint8_rgb(os.path.join(run_dir, 'eval15', '1_kindle.png')), expected)
     again = run_recipe(tiny_lol, run_dir)
     assert again.returncode == 0 and again.stdout.count('done before, skipped') == 5

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import data
 import evaluate
+import training
 import utils
 from conftest import ROOT, write_pairs
 from decomposition_net_train import DecompositionStage
@@ -98,7 +100,7 @@ def test_sixteen_bit_input_is_scaled_not_clipped(random_checkpoints, tmp_path):
     Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / 'sixteen.png')
     Image.fromarray(eight).save(tmp_path / 'eight.png')
     kind = evaluate.KinD(random_checkpoints)
-    outputs = [kind.enhance(utils.load_image(str(tmp_path / n))) for n in ('sixteen.png', 'eight.png')]
+    outputs = [kind.enhance(data.load_image(str(tmp_path / n))) for n in ('sixteen.png', 'eight.png')]
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
     kind.close()
 
@@ -177,8 +179,8 @@ def test_enhance_refuses_a_bad_ratio(random_checkpoints):
 
 # --- trainers --------------------------------------------------------------------------------------
 
-def trainer(tmp_path, data, *flags):
-    return utils.train(DecompositionStage(), ['--data_dir', str(data), '--checkpoint_dir', str(tmp_path / 'ck'),
+def trainer(tmp_path, data_dir, *flags):
+    return training.train(DecompositionStage(), ['--data_dir', str(data_dir), '--checkpoint_dir', str(tmp_path / 'ck'),
                                               '--batch_size', '2', '--patch_size', '16', '--no_progress',
                                               '--max_steps', '2'] + list(flags))
 
@@ -248,7 +250,7 @@ def test_refuses_to_train_over_weights_it_did_not_write(tmp_path, tiny_lol, caps
 def test_later_stage_refuses_a_decomposition_checkpoint_of_another_net(tmp_path, tiny_lol, random_checkpoints, capsys):
     checkpoints = tmp_path / 'ck'
     shutil.copytree(os.path.join(random_checkpoints, 'Restoration_net_train'), checkpoints / 'decom_net_train')
-    status = utils.train(RestorationStage(), ['--data_dir', tiny_lol, '--checkpoint_dir', str(checkpoints),
+    status = training.train(RestorationStage(), ['--data_dir', tiny_lol, '--checkpoint_dir', str(checkpoints),
                                               '--patch_size', '16', '--no_progress'])
     assert status == 2
     assert 'variable DecomNet/g_conv10/biases is missing' in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import brightness
+import data
 import evaluate
 import model
 import utils
@@ -38,14 +39,14 @@ def test_shipped_weights_brighten_a_dark_image(shipped, mode):
     import skimage.data
     rng = np.random.default_rng(0)
     dark = evaluate.simulate_low_light(skimage.data.chelsea()[::2, ::2], rng)
-    image = utils.normalise(dark / 255.0)
+    image = data.normalise(dark / 255.0)
     auto, alpha = shipped.enhance_auto(image, dark / 255.0, mode)
     # metered: the saved output's mean is the exposure target (the LOL regression's prediction
     # where it applies to this simulated sensor, else mid-grey), nothing else binding here
     fit, values = shipped.brightness_fit(), brightness.features(dark / 255.0)
     predicted = np.exp(brightness.predict(fit, values)) if brightness.applies(fit, values) else None
     target = brightness.exposure_target(brightness.Scene(dark / 255.0), predicted)
-    assert utils.to_uint8(auto).mean() / 255.0 == pytest.approx(target, rel=0.01)
+    assert data.to_uint8(auto).mean() / 255.0 == pytest.approx(target, rel=0.01)
     np.testing.assert_allclose(auto, shipped.enhance(image, alpha, mode), atol=1e-6)
     for output in (shipped.enhance(image, 3.0, mode), auto):
         assert output.shape == image.shape and np.isfinite(output).all()

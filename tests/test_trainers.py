@@ -7,8 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
+import data
 import model
+import training
 import utils
 from decomposition_net_train import DecompositionStage
 from illumination_adjustment_net_train import (AdjustmentStage, evaluation_ratio_transform,
@@ -18,10 +21,17 @@ from reflectance_restoration_net_train import RestorationStage
 tf = utils.import_tensorflow()
 
 COMMON = ['--batch_size', '2', '--patch_size', '32', '--no_progress', '--seed', '5', '--log_every', '1']
+SAMPLE_HEIGHT, SAMPLE_WIDTH = 40, 56   # tiny_lol's eval15 images
 
 
-def train(stage, data, checkpoint_dir, *flags):
-    return utils.train(stage, COMMON + ['--data_dir', data, '--checkpoint_dir', checkpoint_dir] + list(flags))
+def grid_shape(rows, columns):
+    """Shape of a sample grid: a title strip, then each row of panels under its label strip."""
+    strip = training.strip_height(training.label_size(SAMPLE_HEIGHT))
+    return ((rows + 1) * strip + rows * SAMPLE_HEIGHT, columns * SAMPLE_WIDTH, 3)
+
+
+def train(stage, data_dir, checkpoint_dir, *flags):
+    return training.train(stage, COMMON + ['--data_dir', data_dir, '--checkpoint_dir', checkpoint_dir] + list(flags))
 
 
 def weights(folder):
@@ -53,6 +63,8 @@ def test_decomposition_trainer_outputs(stage1):
     options = json.load(open(os.path.join(run_dir, 'options.json')))
     assert options['batch_size'] == 2 and options['steps_per_epoch'] == 2 and options['epochs'] == 2000
     assert sorted(os.listdir(os.path.join(run_dir, 'samples'))) == ['1_epoch0001.png', '2_epoch0001.png']
+    grid = np.asarray(Image.open(os.path.join(run_dir, 'samples', '1_epoch0001.png')))
+    assert grid.shape == grid_shape(2, 3)   # low: input, R, I over high: input, R, I
     events = glob.glob(os.path.join(run_dir, 'logs', 'events.out.tfevents.*'))
     tags = {v.tag for e in events for event in tf.train.summary_iterator(e) for v in event.summary.value}
     assert {'loss/total', 'loss/recon_low', 'loss/equal_R', 'loss/i_mutual', 'learning_rate',
@@ -81,11 +93,12 @@ def test_resume_equals_an_uninterrupted_run(tiny_lol, tmp_path):
         np.testing.assert_allclose(actual[name], expected[name], rtol=0, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize('stage_class,folder,count', [
-    (RestorationStage, 'Restoration_net_train', model.PARAM_COUNTS['Restoration_net']),
-    (AdjustmentStage, 'illumination_adjust_net_train', model.PARAM_COUNTS['Illumination_adjust_net']),
+@pytest.mark.parametrize('stage_class,folder,count,columns', [
+    (RestorationStage, 'Restoration_net_train', model.PARAM_COUNTS['Restoration_net'], 3),
+    (AdjustmentStage, 'illumination_adjust_net_train', model.PARAM_COUNTS['Illumination_adjust_net'], 2),
 ])
-def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys, stage_class, folder, count):
+def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys, stage_class, folder, count,
+                                             columns):
     checkpoint_dir = str(tmp_path / 'checkpoint')
     shutil.copytree(os.path.join(stage1, 'decom_net_train'), os.path.join(checkpoint_dir, 'decom_net_train'))
     stage = stage_class()
@@ -93,8 +106,9 @@ def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys,
     first = weights(os.path.join(checkpoint_dir, folder))
     assert sum(a.size for a in first.values()) == count
     assert run_state_step(checkpoint_dir, stage.name) == 2
-    samples = os.listdir(os.path.join(checkpoint_dir, 'runs', stage.name, 'samples'))
-    assert sorted(samples) == ['1_epoch0001.png', '2_epoch0001.png']
+    samples = os.path.join(checkpoint_dir, 'runs', stage.name, 'samples')
+    assert sorted(os.listdir(samples)) == ['1_epoch0001.png', '2_epoch0001.png']
+    assert np.asarray(Image.open(os.path.join(samples, '2_epoch0001.png'))).shape == grid_shape(2, columns)
     capsys.readouterr()
     assert train(stage_class(), tiny_lol, checkpoint_dir, '--max_steps', '3') == 0
     assert 'resumed from' in capsys.readouterr().out
@@ -115,9 +129,9 @@ def test_adjustment_stage_writes_the_brightness_fit_of_the_raw_pairs(tiny_lol, t
     folder = os.path.join(checkpoint_dir, 'illumination_adjust_net_train')
     fit = json.load(open(os.path.join(folder, 'auto_ratio.json')))
     root = os.path.join(tiny_lol, 'our485')
-    pairs = utils.find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
-    expected = brightness.fit([brightness.features(utils.read_image(low)[0]) for low, _ in pairs],
-                              [brightness.log_brightness(utils.read_image(high)[0]) for _, high in pairs])
+    pairs = data.find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
+    expected = brightness.fit([brightness.features(data.read_image(low)[0]) for low, _ in pairs],
+                              [brightness.log_brightness(data.read_image(high)[0]) for _, high in pairs])
     assert sorted(fit) == sorted(expected) and fit['pairs'] == 4
     for key, value in expected.items():
         if isinstance(value, str) or key == 'feature_names':
@@ -128,7 +142,7 @@ def test_adjustment_stage_writes_the_brightness_fit_of_the_raw_pairs(tiny_lol, t
 
 
 def test_restoration_learning_rate_schedule():
-    stage, args = RestorationStage(), utils.training_parser(RestorationStage()).parse_args([])
+    stage, args = RestorationStage(), training.training_parser(RestorationStage()).parse_args([])
     rates = [stage.learning_rate(e, args) for e in (0, 800, 801, 1250, 1251, 1500, 1501, 1999)]
     np.testing.assert_allclose(rates, [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5, 1e-5, 1e-5])
 
@@ -137,7 +151,7 @@ def test_defaults_are_the_spec_table():
     expected = {DecompositionStage: (10, 48, 2000, 1e-4), RestorationStage: (4, 384, 1000, 1e-4),
                 AdjustmentStage: (10, 48, 2000, 1e-4)}
     for stage_class, values in expected.items():
-        args = utils.training_parser(stage_class()).parse_args([])
+        args = training.training_parser(stage_class()).parse_args([])
         assert (args.batch_size, args.patch_size, args.epochs, args.learning_rate) == values
         assert args.data_dir == './LOLdataset' and args.checkpoint_dir == './checkpoint'
 

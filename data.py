@@ -1,0 +1,279 @@
+"""Images and training data: reading and writing (spec 2.1-2.2), low/high pairing, augmentation
+(2.3), the patch sampler (2.4), and the LOL folders the stages train and sample on.
+"""
+import os
+import random
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from utils import UserError, atomic_write, progress_iter, quantise
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
+NORMALISE_FLOOR = 0.001          # spec 2.1: (v - min) / max(max - min, 0.001)
+DEFAULT_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS   # PIL's decompression-bomb limit (89,478,485)
+_ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+_SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
+
+
+class ImageError(UserError):
+    """An input image that cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path, reason):
+        super().__init__('%s: %s' % (path, reason))
+        self.path, self.reason = path, reason
+
+
+def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """Read any image PIL opens as float32 RGB in [0, 1], oriented as a viewer shows it.
+
+    Returns (array HxWx3, notes) where notes lists lossy conversions made (e.g. alpha dropped).
+    8-bit modes are converted to RGB; 16-bit grayscale is scaled by 1/65535 and float images by
+    their maximum instead of being clipped; EXIF orientation is applied (spec 9, Q16).
+    Raises ImageError with a one-line reason for anything that cannot be read.
+    """
+    if not os.path.isfile(path):
+        raise ImageError(path, 'not a regular file')
+    if os.path.getsize(path) == 0:
+        raise ImageError(path, 'empty file')
+    notes = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            saved_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved_limit
+        with image:
+            width, height = image.size
+            if max_pixels and width * height > max_pixels:
+                raise ImageError(path, '%dx%d = %d pixels is above the limit of %d (decompression-bomb '
+                                       'guard); raise it with --max_image_pixels if you trust this file'
+                                 % (width, height, width * height, max_pixels))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            array = _to_rgb_float(image, notes)
+    except UnidentifiedImageError:
+        raise ImageError(path, 'not an image file PIL can read') from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(path, 'corrupt or truncated image data (%s)' % str(error).strip()) from None
+    if not np.all(np.isfinite(array)):
+        raise ImageError(path, 'image contains NaN or infinite values')
+    return array, notes
+
+
+def _to_rgb_float(image, notes):
+    """PIL image of any mode -> float32 HxWx3 in [0, 1]."""
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == 'I':
+        gray = np.asarray(image, dtype=np.float64)
+        gray = gray / max(65535.0, gray.max())
+        return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    if mode == 'F':
+        gray = np.asarray(image, dtype=np.float64)
+        gray = gray / max(1.0, np.abs(gray).max())
+        return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    if mode in _ALPHA_MODES or (mode == 'P' and 'transparency' in image.info):
+        notes.append('alpha channel dropped')
+    if mode != 'RGB':
+        image = image.convert('RGBA' if mode == 'P' else mode).convert('RGB')
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def normalise(image):
+    """Per-image min-max stretch of spec 2.1: min over all pixels and channels -> 0, max -> 1."""
+    image = np.asarray(image, dtype=np.float32)
+    low, high = image.min(), image.max()
+    return ((image - low) / max(high - low, NORMALISE_FLOOR)).astype(np.float32)
+
+
+def load_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """Read and normalise one image: the S every net is fed (spec 2.1)."""
+    return normalise(read_image(path, max_pixels)[0])
+
+
+def to_uint8(image):
+    """uint8(clip(255 y, 0, 255)) with truncation toward zero, as the authors' save (spec 2.2)."""
+    return np.clip(np.asarray(image, dtype=np.float32) * 255.0, 0, 255).astype(np.uint8)
+
+
+def save_image(path, image):
+    """Save a float image in [0, 1] as an 8-bit PNG (a batch axis of 1 and a 1-channel axis dropped)."""
+    array = to_uint8(image)
+    if array.ndim == 4:
+        array = array[0]
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, 'png'))
+
+
+def read_uint8_rgb(path):
+    """A file's raw RGB pixels as uint8 (no normalisation), for metrics against ground truth."""
+    return quantise(read_image(path, max_pixels=None)[0])
+
+
+def list_images(folder):
+    """Image files of a folder (by extension), in Python string order of their paths (spec 2.4)."""
+    if not os.path.isdir(folder):
+        raise UserError('%s: folder not found' % folder)
+    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
+             and not n.startswith('.')]
+    return sorted(os.path.join(folder, n) for n in names)
+
+
+def find_pairs(low_dir, high_dir):
+    """Pair low/high images by file name; raise one clear error naming the first mismatches."""
+    low, high = list_images(low_dir), list_images(high_dir)
+    if not low:
+        raise UserError('%s: no images found' % low_dir)
+    low_names = {os.path.basename(p) for p in low}
+    high_names = {os.path.basename(p) for p in high}
+    if low_names != high_names:
+        missing_high = sorted(low_names - high_names)[:3]
+        missing_low = sorted(high_names - low_names)[:3]
+        parts = []
+        if missing_high:
+            parts.append('no partner in %s for %s' % (high_dir, ', '.join(missing_high)))
+        if missing_low:
+            parts.append('no partner in %s for %s' % (low_dir, ', '.join(missing_low)))
+        raise UserError('unpaired images (%d low, %d high): %s'
+                        % (len(low), len(high), '; '.join(parts)))
+    return [(p, os.path.join(high_dir, os.path.basename(p))) for p in low]
+
+
+def load_pairs(pairs, min_size=0, progress=None):
+    """Load and normalise every (low, high) pair; refuse images smaller than min_size or unequal."""
+    loaded = []
+    for low_path, high_path in progress_iter(pairs, progress, 'loading images'):
+        low, high = load_image(low_path), load_image(high_path)
+        if low.shape != high.shape:
+            raise ImageError(high_path, 'size %dx%d differs from its low image %s (%dx%d)'
+                             % (high.shape[1], high.shape[0], low_path, low.shape[1], low.shape[0]))
+        if min(low.shape[:2]) < min_size:
+            raise ImageError(low_path, 'image is %dx%d, smaller than the patch size %d'
+                             % (low.shape[1], low.shape[0], min_size))
+        loaded.append((low, high))
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmentation and patch sampling
+# --------------------------------------------------------------------------------------------------
+
+def augment(image, mode):
+    """The authors' 8 augmentation modes on an HxWxC array (spec 2.3)."""
+    if mode == 0:
+        return image
+    if mode == 1:
+        return np.flipud(image)
+    rotations, flip = {2: (1, False), 3: (1, True), 4: (2, False), 5: (2, True),
+                       6: (3, False), 7: (3, True)}[mode]
+    image = np.rot90(image, k=rotations)
+    return np.flipud(image) if flip else image
+
+
+AUGMENTATION_MODES = 8
+
+
+class PatchSampler:
+    """Random paired patches, one per item per pass, reshuffled after each pass (spec 2.4).
+
+    `items` is a list of tuples of arrays sharing H and W (e.g. (low, high) or (R_l, I_l, T)).
+    Every array of a sample is cropped at the same position and augmented with the same mode.
+    `transform(crops, rng)`, if given, maps the cropped (not yet augmented) arrays of one sample to
+    the arrays to augment and batch (stage 3's ratio rule). The state (cursor, order, RNG) can be
+    saved and restored so that a resumed run continues the exact sequence.
+    """
+
+    def __init__(self, items, patch_size, seed=None, transform=None):
+        self.items, self.patch_size, self.transform = items, patch_size, transform
+        self.order = list(range(len(items)))
+        self.cursor = 0
+        self.rng = random.Random(seed)
+
+    def next_batch(self, batch_size):
+        """A list of arrays, each [batch_size, p, p, C], one per output of a sample."""
+        samples = [self._sample() for _ in range(batch_size)]
+        return [np.stack(arrays).astype(np.float32) for arrays in zip(*samples)]
+
+    def _sample(self):
+        arrays = self.items[self.order[self.cursor]]
+        height, width = arrays[0].shape[:2]
+        p = self.patch_size
+        x = self.rng.randint(0, height - p)
+        y = self.rng.randint(0, width - p)
+        crops = [a[x:x + p, y:y + p] for a in arrays]
+        mode = self.rng.randint(0, AUGMENTATION_MODES - 1)
+        if self.transform is not None:
+            crops = self.transform(crops, self.rng)
+        self.cursor = (self.cursor + 1) % len(self.items)
+        if self.cursor == 0:
+            self.rng.shuffle(self.order)
+        return [augment(c, mode) for c in crops]
+
+    def state(self):
+        """JSON-serialisable state."""
+        version, internal, gauss = self.rng.getstate()
+        return {'order': list(self.order), 'cursor': self.cursor,
+                'rng': [version, list(internal), gauss]}
+
+    def restore(self, state):
+        if len(state['order']) != len(self.items):
+            raise UserError('the saved run used %d training pairs, the data folder now has %d; '
+                            'restore the data or start a new run (--run_dir)'
+                            % (len(state['order']), len(self.items)))
+        self.order, self.cursor = list(state['order']), state['cursor']
+        version, internal, gauss = state['rng']
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
+# --------------------------------------------------------------------------------------------------
+# The LOL folders of the stages: <data_dir>/our485 (training) and <data_dir>/eval15 (sample grids)
+# --------------------------------------------------------------------------------------------------
+
+AUTHORS_SPLIT_MIN_PAIRS = 480   # the authors' hard-coded slices reach pair 480 (spec Q5)
+
+
+def training_pair_paths(data_dir):
+    """(names, [(low path, high path)]) of <data_dir>/our485."""
+    root = os.path.join(data_dir, 'our485')
+    pairs = find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))
+    return [os.path.splitext(os.path.basename(low))[0] for low, _ in pairs], pairs
+
+
+def training_pairs(data_dir, min_size, progress=False):
+    """(names, [(low, high)]) normalised arrays of <data_dir>/our485; clear errors for bad data."""
+    names, pairs = training_pair_paths(data_dir)
+    return names, load_pairs(pairs, min_size=min_size, progress=progress)
+
+
+def sample_pairs(data_dir, limit=None):
+    """[(name, (low, high))] normalised arrays of <data_dir>/eval15 for sample grids, or [] if absent."""
+    root = os.path.join(data_dir, 'eval15')
+    if not os.path.isdir(os.path.join(root, 'low')):
+        print('note: %s/low not found: no sample grids' % root)
+        return []
+    pairs = find_pairs(os.path.join(root, 'low'), os.path.join(root, 'high'))[:limit]
+    return [(os.path.splitext(os.path.basename(lo))[0], arrays)
+            for (lo, _), arrays in zip(pairs, load_pairs(pairs))]
+
+
+def decompose_pairs(sess, image, decomposition, pairs, progress=False):
+    """Run a frozen DecomNet once per full image (never on patches, spec 6) of each (low, high)
+    pair: [((R_low, I_low), (R_high, I_high))] without batch axes."""
+    results = []
+    for pair in progress_iter(pairs, progress, 'decomposing'):
+        results.append(tuple(tuple(a[0] for a in sess.run(decomposition, {image: x[None]}))
+                             for x in pair))
+    return results
+
+
+def split_for_authors(data_dir, names, pairs, train_slice, sample_slice):
+    """(training pairs, sample [(name, pair)]): the authors' slices of the string-sorted `names` and
+    `pairs` of <data_dir>/our485 (spec Q5); one clear error when there are too few pairs."""
+    if len(pairs) < AUTHORS_SPLIT_MIN_PAIRS:
+        raise UserError('--authors_split needs >= %d pairs, %s/our485 has %d'
+                        % (AUTHORS_SPLIT_MIN_PAIRS, data_dir, len(pairs)))
+    return pairs[train_slice], list(zip(names[sample_slice], pairs[sample_slice]))
