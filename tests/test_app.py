@@ -3,6 +3,8 @@ input, and the page itself in headless Chromium (skipped where Chromium or its d
 import importlib.util
 import io
 import os
+import signal
+import subprocess
 import sys
 import urllib.request
 
@@ -16,6 +18,8 @@ import utils
 from conftest import ROOT
 
 CHECKPOINTS = os.path.join(ROOT, 'checkpoint')   # shipped weights and their --ratio auto fit
+pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),   # pandas 3
+              pytest.mark.filterwarnings('ignore:The copy keyword is deprecated')]   # in gradio's queue
 
 
 def load_screenshot_tool():
@@ -121,11 +125,10 @@ def test_bad_input_gets_the_command_line_message(relighter, tmp_path):
     assert relighter.relight(relighter.open(str(one)), 3.0, 'fusion').shape == (1, 1, 3)
 
 
-def shown_image(driver, css):
-    """(src, uint8 array) of the image an <img> under css shows."""
-    source = driver.find_element(*css).get_attribute('src')
-    with urllib.request.urlopen(source, timeout=browser.WAIT_S) as response:
-        return source, np.asarray(Image.open(io.BytesIO(response.read())).convert('RGB'))
+def fetch_image(address):
+    """The uint8 array of the image file at an address the page links to."""
+    with urllib.request.urlopen(address, timeout=browser.WAIT_S) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())))
 
 
 @pytest.mark.slow
@@ -139,6 +142,7 @@ def test_page_in_headless_chromium(relighter, tmp_path):
     from selenium.webdriver.common.by import By
     page = app.build_page(relighter)
     address = app.launch(page, relighter, browser.free_port())
+    assert page.server_name == app.HOST
     driver = browser.headless_chromium()
     try:
         driver.get(address)
@@ -160,14 +164,13 @@ def test_page_in_headless_chromium(relighter, tmp_path):
             browser.wait_for(driver, '#after img', lambda element: element.get_attribute('src') != previous)
             alpha = app.slider_to_alpha(float(slider.get_attribute('value')))
             browser.wait_for(driver, '#alpha input', lambda element: float(element.get_attribute('value')) == alpha)
-            seen.append((alpha, shown_image(driver, (By.CSS_SELECTOR, '#after img'))[1]))
+            shown = driver.find_element(By.CSS_SELECTOR, '#after img').get_attribute('src')
+            seen.append((alpha, fetch_image(shown)))
         (dim_alpha, dim), (alpha, bright) = seen
         assert dim_alpha < 1.5 < 10 < alpha
         assert bright.mean() > dim.mean() + 10
         driver.find_element(By.CSS_SELECTOR, '#render').click()
-        link = browser.wait_for(driver, '#download a[download]')
-        with urllib.request.urlopen(link.get_attribute('href'), timeout=browser.WAIT_S) as response:
-            downloaded = np.asarray(Image.open(io.BytesIO(response.read())))
+        downloaded = fetch_image(browser.wait_for(driver, '#download a[download]').get_attribute('href'))
     finally:
         driver.quit()
         page.close()
@@ -177,3 +180,43 @@ def test_page_in_headless_chromium(relighter, tmp_path):
     assert downloaded.shape == expected.shape
     assert np.abs(downloaded.astype(int) - expected).max() <= 1
     assert np.abs(bright.astype(int) - expected).max() <= 1     # the preview is the photo itself here
+
+
+def listening_addresses(port):
+    """The local IPv4/IPv6 addresses (hex, as /proc/net shows them) listening on a TCP port."""
+    found = []
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        if os.path.isfile(table):
+            for line in open(table).read().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(':')
+                if state == '0A' and int(hex_port, 16) == port:
+                    found.append(address)
+    return found
+
+
+@pytest.mark.slow
+def test_command_line_serves_on_localhost_only(random_checkpoints):
+    """`python app.py --port N` prints its address, serves the page, listens on 127.0.0.1 alone,
+    and stops on Ctrl+C."""
+    port = browser.free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--port', str(port),
+                               '--checkpoint_dir', random_checkpoints], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if 'KinD relighting page:' in line:
+                break
+        assert 'KinD relighting page: http://127.0.0.1:%d' % port in lines[-1], ''.join(lines)
+        with urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=browser.WAIT_S) as response:
+            assert response.status == 200
+        if os.path.isfile('/proc/net/tcp'):
+            assert listening_addresses(port) == ['0100007F']         # 127.0.0.1, nothing else
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=browser.WAIT_S) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
