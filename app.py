@@ -20,6 +20,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+import data
 import utils
 tf = utils.import_tensorflow()  # before evaluate: quiet TF start-up
 import evaluate  # noqa: E402
@@ -52,11 +53,6 @@ def alpha_to_slider(alpha):
     return round(math.log(alpha / low) / math.log(high / low), 3)
 
 
-def kind_precision(precision):
-    """The KinD precision for --precision: 'auto' is float32 until KinD chooses itself."""
-    return 'float32' if precision == 'auto' else precision
-
-
 def preview(raw):
     """raw RGB [H,W,3] area-downscaled so that its longest side is at most PREVIEW_SIDE."""
     height, width = raw.shape[:2]
@@ -70,7 +66,7 @@ def preview(raw):
 
 def to_uint8_rgb(array):
     """An [H,W,1] or [H,W,3] float image in [0, 1] as uint8 RGB (the CLI's rounding)."""
-    array = utils.to_uint8(array)
+    array = data.to_uint8(array)
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
 
 
@@ -87,8 +83,8 @@ class Relighter:
     """The page's work, without the page: open a photo, relight its preview, decompose it and
     write the full-resolution PNG, all with one evaluate.KinD."""
 
-    def __init__(self, checkpoint_dir, precision='auto', max_pixels=utils.DEFAULT_MAX_IMAGE_PIXELS):
-        self.kind = evaluate.KinD(checkpoint_dir, tile_size=TILE_SIZE, precision=kind_precision(precision))
+    def __init__(self, checkpoint_dir, precision='auto', max_pixels=data.DEFAULT_MAX_IMAGE_PIXELS):
+        self.kind = evaluate.KinD(checkpoint_dir, tile_size=TILE_SIZE, precision=evaluate.resolve_precision(precision))
         self.max_pixels = max_pixels
         self.downloads = tempfile.mkdtemp(prefix='kind_app_downloads_')
 
@@ -99,16 +95,16 @@ class Relighter:
     def open(self, path, mode='fusion'):
         """Read, preview, decompose and meter a photo (one full pass on the preview). Raises
         utils.UserError with the CLI's one-line message for a file that cannot be used."""
-        raw, notes = utils.read_image(path, self.max_pixels)
+        raw, notes = data.read_image(path, self.max_pixels)
         small = preview(raw)
-        image = utils.normalise(small)
+        image = data.normalise(small)
         stages = self.kind.decompose(image)
         notes = list(notes)
         if small.shape != raw.shape:
             notes.append('%dx%d shown as a %dx%d preview' % (raw.shape[1], raw.shape[0],
                                                             small.shape[1], small.shape[0]))
         try:
-            auto_alpha = self.kind.auto_ratio(image, raw, stages, mode)
+            auto_alpha = self.kind.auto_ratio(image, small, stages, mode)   # metered on the preview
         except utils.UserError as error:
             auto_alpha = None
             notes.append('no --ratio auto (%s); starting at %g' % (error, evaluate.DEFAULT_RATIO))
@@ -125,16 +121,16 @@ class Relighter:
 
     def full_resolution(self, photo, alpha, mode):
         """Enhance the whole photo (tiled) and save <stem>_kindle.png, as evaluate.py; returns its path."""
-        raw = utils.read_image(photo.path, self.max_pixels)[0]
+        raw = data.read_image(photo.path, self.max_pixels)[0]
         stem = os.path.splitext(os.path.basename(photo.path))[0]
         path = os.path.join(tempfile.mkdtemp(dir=self.downloads), stem + evaluate.OUTPUT_SUFFIX + '.png')
-        utils.save_image(path, self.kind.enhance(utils.normalise(raw), alpha, mode))
+        data.save_image(path, self.kind.enhance(data.normalise(raw), alpha, mode))
         return path
 
 
 def error_message(error):
     """The CLI's one-line message for a UserError, naming the uploaded file by its own name."""
-    if isinstance(error, utils.ImageError):
+    if isinstance(error, data.ImageError):
         return '%s: %s' % (os.path.basename(error.path), error.reason)
     return str(error)
 
@@ -153,8 +149,8 @@ def build_page(relighter, demo_paths=()):
             return empty[:-3] + ('**failed:** %s' % error_message(error), [], None)
         alpha = evaluate.DEFAULT_RATIO if photo.auto_alpha is None else round(photo.auto_alpha, ALPHA_DECIMALS)
         alpha = min(max(alpha, ALPHA_RANGE[0]), ALPHA_RANGE[1])
-        before = utils.to_uint8(photo.raw)
-        after = utils.to_uint8(relighter.relight(photo, alpha, mode))
+        before = data.to_uint8(photo.raw)
+        after = data.to_uint8(relighter.relight(photo, alpha, mode))
         return (photo, before, after, alpha_to_slider(alpha), alpha, photo.note,
                 relighter.decomposition(photo, alpha) if showing else [], None)
 
@@ -162,7 +158,7 @@ def build_page(relighter, demo_paths=()):
         alpha = slider_to_alpha(position)
         if photo is None:
             return None, alpha
-        return utils.to_uint8(relighter.relight(photo, alpha, mode)), alpha
+        return data.to_uint8(relighter.relight(photo, alpha, mode)), alpha
 
     def typed(photo, alpha, mode):
         position = alpha_to_slider(alpha)
@@ -237,7 +233,7 @@ def build_parser():
     parser.add_argument('--precision', choices=PRECISIONS, default='auto',
                         help='float32, bfloat16 (oneDNN mixed precision, CPUs with AVX512-BF16/AMX) or '
                              'auto (default: %(default)s, float32 for now)')
-    parser.add_argument('--max_image_pixels', type=int, default=utils.DEFAULT_MAX_IMAGE_PIXELS,
+    parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='refuse larger images (decompression-bomb guard; default: PIL\'s %(default)d)')
     return parser
 

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import app  # noqa: E402
-import utils  # noqa: E402
+import data  # noqa: E402
 
 MOVE_TARGET_S = 0.150
 PHOTO = 'coffee'              # 400x600 portrait: the 600x400 case
@@ -58,22 +58,22 @@ def main():
     shown = gr.Image(format=app.SHOWN_FORMAT, interactive=False)
     with tempfile.TemporaryDirectory() as folder:
         path = app.demo_photos(folder)[app.evaluate.DEMO_IMAGES.index(PHOTO)]
-        height, width = utils.read_image(path)[0].shape[:2]
+        height, width = data.read_image(path)[0].shape[:2]
 
         def first_view():
             photo = relighter.open(path)
-            shown.postprocess(utils.to_uint8(photo.raw))
-            shown.postprocess(utils.to_uint8(relighter.relight(photo, photo.auto_alpha, 'fusion')))
+            shown.postprocess(data.to_uint8(photo.raw))
+            shown.postprocess(data.to_uint8(relighter.relight(photo, photo.auto_alpha, 'fusion')))
             return photo
 
         views = timed(first_view, args.views)
         photo = first_view()
         positions = iter(np.random.default_rng(0).random(args.moves + 1))
         relight = timed(lambda: relighter.relight(photo, app.slider_to_alpha(next(positions)), 'fusion'), args.moves)
-        output = utils.to_uint8(relighter.relight(photo, 3.0, 'fusion'))
+        output = data.to_uint8(relighter.relight(photo, 3.0, 'fusion'))
         encode = timed(lambda: shown.postprocess(output), args.moves)
         positions = iter(np.random.default_rng(1).random(args.moves + 1))
-        moves = timed(lambda: shown.postprocess(utils.to_uint8(
+        moves = timed(lambda: shown.postprocess(data.to_uint8(
             relighter.relight(photo, app.slider_to_alpha(next(positions)), 'fusion'))), args.moves)
         tab = timed(lambda: relighter.decomposition(photo, 3.0), args.views)
         full = timed(lambda: relighter.kind.enhance(photo.image, 3.0, 'fusion'), args.views)

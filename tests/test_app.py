@@ -14,6 +14,7 @@ from PIL import Image
 
 import app
 import evaluate
+import data
 import utils
 from conftest import ROOT
 
@@ -63,11 +64,6 @@ def test_slider_is_log_alpha_from_half_to_twenty():
     assert app.alpha_to_slider(0.1) == 0 and app.alpha_to_slider(100) == 1
 
 
-def test_precision_auto_maps_to_a_kind_precision():
-    assert app.kind_precision('auto') in evaluate.PRECISIONS
-    assert [app.kind_precision(p) for p in evaluate.PRECISIONS] == list(evaluate.PRECISIONS)
-
-
 def test_preview_bounds_the_longest_side():
     raw = np.random.default_rng(0).random((900, 1500, 3)).astype(np.float32)
     small = app.preview(raw)
@@ -81,8 +77,8 @@ def test_relight_and_auto_alpha_equal_evaluate(relighter, tmp_path):
     """The per-move path equals a full pass, and the slider starts at --ratio auto's alpha."""
     path = dark_photo(tmp_path / 'dark.png')
     photo = relighter.open(path)
-    raw = utils.read_image(path)[0]
-    image = utils.normalise(raw)
+    raw = data.read_image(path)[0]
+    image = data.normalise(raw)
     for mode in evaluate.MODES:
         np.testing.assert_allclose(relighter.relight(photo, 3.0, mode), relighter.kind.enhance(image, 3.0, mode),
                                    atol=1e-5)
@@ -97,7 +93,7 @@ def test_large_photo_previews_and_downloads_full_resolution(relighter, tmp_path)
     assert photo.image.shape == (36, 1000, 3) and '1100x40 shown as a 1000x36 preview' in photo.note
     written = relighter.full_resolution(photo, 2.5, 'plain')
     assert os.path.basename(written) == 'wide_kindle.png'
-    expected = utils.to_uint8(relighter.kind.enhance(utils.load_image(path), 2.5, 'plain'))
+    expected = data.to_uint8(relighter.kind.enhance(data.load_image(path), 2.5, 'plain'))
     assert np.array_equal(np.asarray(Image.open(written)), expected)
 
 
@@ -111,7 +107,7 @@ def bad_inputs(folder):
     return {'notes.txt': 'notes.txt: not an image file PIL can read',
             'truncated.jpg': 'truncated.jpg: corrupt or truncated image data',
             'bomb.png': 'bomb.png: 9500x9500 = 90250000 pixels is above the limit of %d (decompression-bomb '
-                        'guard); raise it with --max_image_pixels' % utils.DEFAULT_MAX_IMAGE_PIXELS}
+                        'guard); raise it with --max_image_pixels' % data.DEFAULT_MAX_IMAGE_PIXELS}
 
 
 def test_bad_input_gets_the_command_line_message(relighter, tmp_path):
