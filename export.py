@@ -147,8 +147,8 @@ def export_tflite(checkpoint_dir, output, size):
         alpha = tf.placeholder(tf.float32, [], name='alpha')
         outputs = relight(alpha=alpha, **stages(image))
         restore_weights(session, checkpoint_dir)
-        converter = tf.lite.TFLiteConverter.from_session(session, [image, alpha],
-                                                         [outputs[mode][0] for mode in evaluate.MODES])
+        named = [tf.identity(outputs[mode][0], name=mode) for mode in evaluate.MODES]
+        converter = tf.lite.TFLiteConverter.from_session(session, [image, alpha], named)
         flatbuffer = converter.convert()
     with open(output, 'wb') as stream:
         stream.write(flatbuffer)

@@ -22,6 +22,7 @@ CHECKPOINT = os.path.join(ROOT, 'checkpoint')
 EVAL15_IMAGE = os.path.join(LOL, 'eval15', 'low', '1.png')
 ALPHA = 3.0
 MAX_LEVELS = 1   # max |uint8 difference| allowed against evaluate.py
+TFLITE_MAX_LEVELS = 2
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
 
 # Run in a fresh interpreter outside the repository: only tensorflow, numpy and PIL.
@@ -131,6 +132,23 @@ def test_savedmodel_without_the_project_matches_evaluate(served, images, kind, c
     assert outputs[mode].shape == expected.shape
     for variant in (mode, mode + '_float', mode + '_relight'):   # uint8 and float inputs, stages + relight
         assert max_levels(outputs[variant], expected) <= MAX_LEVELS, variant
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings('ignore:.*tf.lite.Interpreter is deprecated')
+def test_tflite_for_a_fixed_size_is_within_two_levels_of_evaluate(images, kind, tmp_path):
+    path, size = str(tmp_path / 'kind.tflite'), (37, 53)
+    assert export.export_tflite(CHECKPOINT, path, size) > 0
+    interpreter = export.tf.lite.Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    inputs = {detail['name']: detail['index'] for detail in interpreter.get_input_details()}
+    interpreter.set_tensor(inputs['image'], utils.read_image(images['odd_37x53'])[0])
+    interpreter.set_tensor(inputs['alpha'], np.float32(ALPHA))
+    interpreter.invoke()
+    outputs = {detail['name']: detail['index'] for detail in interpreter.get_output_details()}
+    for mode in evaluate.MODES:
+        pixels = utils.to_uint8(interpreter.get_tensor(outputs[mode]))
+        assert max_levels(pixels, reference(kind, images['odd_37x53'], ALPHA, mode)) <= TFLITE_MAX_LEVELS
 
 
 def test_pipeline_constants_agree_with_evaluate():
