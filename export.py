@@ -122,6 +122,7 @@ def export_saved_model(checkpoint_dir, output):
         builder = tf.saved_model.Builder(output)
         builder.add_meta_graph_and_variables(
             session, [tf.saved_model.tag_constants.SERVING], assets_collection=assets or None,
+            strip_default_attrs=True,   # loadable by TF Serving builds older than this TF
             signature_def_map={name: tf.saved_model.predict_signature_def(inputs, outputs)
                                for name, (inputs, outputs) in signatures.items()})
         builder.save()

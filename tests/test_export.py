@@ -41,8 +41,14 @@ SERVING_SCRIPT = textwrap.dedent('''
         floats = signatures['enhance_float'](image=tf.constant(pixels / np.float32(255)), alpha=alpha_tensor)
         stages = signatures['stages'](image=tf.constant(pixels / np.float32(255)))
         relit = signatures['relight'](alpha=alpha_tensor, **stages)
+        with tf.compat.v1.Session(graph=tf.Graph()) as session:   # the C++ path TF Serving takes
+            graph = tf.compat.v1.saved_model.loader.load(session, ['serve'], model_dir)
+            signature = graph.signature_def['serving_default']
+            sessioned = session.run({name: info.name for name, info in signature.outputs.items()},
+                                    {signature.inputs['image'].name: pixels, signature.inputs['alpha'].name: alpha})
         for mode in ('fusion', 'plain'):
             results['%d_%s' % (index, mode)] = served[mode + '_uint8'].numpy()
+            results['%d_%s_session' % (index, mode)] = sessioned[mode + '_uint8']
             results['%d_%s_float' % (index, mode)] = floats[mode + '_uint8'].numpy()
             results['%d_%s_relight' % (index, mode)] = relit[mode + '_uint8'].numpy()
     assert not {'utils', 'model', 'evaluate', 'export'} & set(sys.modules)
@@ -130,7 +136,8 @@ def test_savedmodel_without_the_project_matches_evaluate(served, images, kind, c
     expected = reference(kind, images[case], ALPHA, mode)
     outputs = served[case]
     assert outputs[mode].shape == expected.shape
-    for variant in (mode, mode + '_float', mode + '_relight'):   # uint8 and float inputs, stages + relight
+    # uint8 and float inputs, stages + relight, and a TF1 session as TF Serving runs it
+    for variant in (mode, mode + '_float', mode + '_relight', mode + '_session'):
         assert max_levels(outputs[variant], expected) <= MAX_LEVELS, variant
 
 
