@@ -232,7 +232,7 @@ def build_parser():
                              'illumination_adjust_net_train/ (default: %(default)s)')
     parser.add_argument('--precision', choices=PRECISIONS, default='auto',
                         help='float32, bfloat16 (oneDNN mixed precision, CPUs with AVX512-BF16/AMX) or '
-                             'auto (default: %(default)s, float32 for now)')
+                             'auto: bfloat16 where the CPU has it natively, else float32 (default: %(default)s)')
     parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='refuse larger images (decompression-bomb guard; default: PIL\'s %(default)d)')
     return parser
