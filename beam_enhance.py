@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from PIL import Image
 
 import brightness
 import data
+import utils
 
 # evaluate.py's OUTPUT_SUFFIX, DEFAULT_RATIO and MODES (tests/test_export.py checks they agree):
 # importing evaluate would put TensorFlow in graph mode, and the SavedModel is loaded eagerly.
@@ -49,18 +49,6 @@ DEFAULT_MAX_IMAGE_PIXELS = 4_000_000   # whole-image inference: 3.2 GB peak RSS 
 COLUMNS = ('input', 'output', 'alpha', 'input_mean', 'output_mean', 'status', 'detail')
 REPORT_PREFIX = 'kindle_report-'
 GLOB_CHARACTERS = '*?['
-
-
-def parse_ratio(text):
-    if text == 'auto':
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError('--ratio must be a positive finite number or "auto", got %r' % text)
-    return value
 
 
 def csv_line(row):
@@ -206,7 +194,7 @@ def build_parser():
     parser.add_argument('--input', required=True, help='a folder or a glob of dark images')
     parser.add_argument('--output', required=True, help='folder for <name>_kindle.png and the report CSV')
     parser.add_argument('--model', required=True, help='SavedModel folder written by export.py')
-    parser.add_argument('--ratio', type=parse_ratio, default=DEFAULT_RATIO,
+    parser.add_argument('--ratio', type=utils.parse_ratio, default=DEFAULT_RATIO,
                         help='illumination ratio alpha, or "auto": metered per image as evaluate.py '
                              '--ratio auto (default %(default)s)')
     parser.add_argument('--mode', choices=MODES, default=MODES[0],

@@ -315,18 +315,6 @@ def write_demo_images(folder):
 # Command line
 # --------------------------------------------------------------------------------------------------
 
-def parse_ratio(text):
-    if text == 'auto':
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError('--ratio must be a positive finite number or "auto", got %r' % text)
-    return value
-
-
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -337,7 +325,7 @@ def build_parser():
     parser.add_argument('--high', help='folder of ground-truth images with the same file names: '
                         'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
                         'decomposed ground truth (the LOL protocol)')
-    parser.add_argument('--ratio', type=parse_ratio, default=None,
+    parser.add_argument('--ratio', type=utils.parse_ratio, default=None,
                         help='illumination ratio alpha (the released evaluate.py uses %.1f), or "auto": '
                              'chosen per image for a natural exposure that is never darker than the '
                              'input, clips no more and keeps a night sky dark (docs/PHOTOS.md). '

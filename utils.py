@@ -85,6 +85,19 @@ def positive_float(text):
     return value
 
 
+def parse_ratio(text):
+    """--ratio: a positive finite number, or 'auto'."""
+    if text == 'auto':
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError('--ratio must be a positive finite number or "auto", got %r' % text)
+    return value
+
+
 # --------------------------------------------------------------------------------------------------
 # Metrics (spec 8)
 # --------------------------------------------------------------------------------------------------
