@@ -14,6 +14,7 @@ import atexit
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -264,6 +265,10 @@ def main(argv=None):
     page = build_page(relighter, demo_photos(demo))
     address = launch(page, relighter, args.port, demo)
     print('KinD relighting page: %s (Ctrl+C stops)' % address, flush=True)
+    # Ctrl+C and SIGTERM stop the server, also where the shell started it with SIGINT ignored
+    # (a background job), which Python would otherwise keep ignoring.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         page.block_thread()
     finally:

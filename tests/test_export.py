@@ -228,7 +228,7 @@ def test_pipeline_auto_ratio_meters_the_alpha_of_evaluate(saved_model, kind, tmp
     script = textwrap.dedent('''
         import sys
         import numpy as np
-        import beam_enhance, utils
+        import beam_enhance, data
         enhance = beam_enhance.Enhance(sys.argv[1], 'auto', 'fusion', beam_enhance.DEFAULT_MAX_IMAGE_PIXELS)
         enhance.setup()
         pixels, alpha = enhance._enhance(data.read_image(sys.argv[2])[0])
