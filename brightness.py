@@ -1,13 +1,15 @@
-"""Brightness metering for `evaluate.py --ratio auto`: predict how bright the normal-light
-reference of a dark input is, from the input alone (no ground truth), spec 7 deviation.
+"""Brightness metering for `evaluate.py --ratio auto` (no ground truth; spec 9 deviation):
+choose_ratio picks alpha so that the output reaches a natural exposure, never darker than the
+input, with no extra clipping and a night sky kept dark (docs/PHOTOS.md).
 
-A LOL pair differs in exposure time and ISO gain, so the dark input's level alone says little about
-how bright its reference is (log rms 0.23 for a constant guess, 0.24 for the decomposed
-illumination's mean). Its sensor noise does say something: the noise amplitude at a given level
-grows with the gain the frame was shot at. A ridge regression of log mean(reference) on ten level
-and noise statistics of the raw input, fitted on the training pairs by
-illumination_adjustment_net_train.py, predicts it to about 0.21 (10-fold cross-validation on
-our485); evaluate.py then chooses alpha so that the output's mean reaches the prediction.
+Its target for a dark input is 18 % grey, or, where the input looks like LOL's camera, the LOL
+brightness regression: a LOL pair differs in exposure time and ISO gain, so the dark input's level
+alone says little about how bright its reference is (log rms 0.23 for a constant guess), but its
+sensor noise does, as the noise at a given level grows with the gain. A ridge regression of log
+mean(reference) on ten level and noise statistics of the raw input, fitted on the training pairs
+by illumination_adjustment_net_train.py, predicts it to about 0.21 (10-fold cross-validation on
+our485). Other sensors and JPEG pipelines give other noise at the same level, so it is used only
+within its training features' range (applies).
 """
 import math
 
