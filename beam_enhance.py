@@ -39,12 +39,8 @@ from PIL import Image
 import brightness
 import data
 import utils
+from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX
 
-# evaluate.py's OUTPUT_SUFFIX, DEFAULT_RATIO and MODES (tests/test_export.py checks they agree):
-# importing evaluate would put TensorFlow in graph mode, and the SavedModel is loaded eagerly.
-OUTPUT_SUFFIX = '_kindle'
-DEFAULT_RATIO = 5.0
-MODES = ('fusion', 'plain')
 DEFAULT_MAX_IMAGE_PIXELS = 4_000_000   # whole-image inference: 3.2 GB peak RSS at 4 MP (docs/DEPLOY.md)
 COLUMNS = ('input', 'output', 'alpha', 'input_mean', 'output_mean', 'status', 'detail')
 REPORT_PREFIX = 'kindle_report-'

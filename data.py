@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from constants import TARGET_POWER
 from utils import UserError, atomic_write, progress_iter, quantise
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
@@ -260,14 +261,24 @@ def sample_pairs(data_dir, limit=None):
             for (lo, _), arrays in zip(pairs, load_pairs(pairs))]
 
 
-def decompose_pairs(sess, image, decomposition, pairs, progress=False):
+def decompose_pairs(decompose, pairs, progress=False):
     """Run a frozen DecomNet once per full image (never on patches, spec 6) of each (low, high)
-    pair: [((R_low, I_low), (R_high, I_high))] without batch axes."""
+    pair: [((R_low, I_low), (R_high, I_high))] without batch axes. `decompose` maps a [1,H,W,3]
+    batch to its (R [1,H,W,3], I [1,H,W,1]) arrays (a TF session's run or the PyTorch mirror)."""
     results = []
     for pair in progress_iter(pairs, progress, 'decomposing'):
-        results.append(tuple(tuple(a[0] for a in sess.run(decomposition, {image: x[None]}))
-                             for x in pair))
+        results.append(tuple(tuple(np.asarray(a)[0] for a in decompose(x[None])) for x in pair))
     return results
+
+
+def restoration_target(reflectance_high):
+    """Stage 2's target R_high ** 1.2 (spec 6, Q11), float32."""
+    return np.power(reflectance_high, np.float32(TARGET_POWER))
+
+
+def restoration_items(decomposed):
+    """Stage 2's training items [(R_low, I_low, R_high ** 1.2)] from decompose_pairs' output."""
+    return [(r_low, i_low, restoration_target(r_high)) for (r_low, i_low), (r_high, _) in decomposed]
 
 
 def split_for_authors(data_dir, names, pairs, train_slice, sample_slice):

@@ -6,6 +6,7 @@ checkpoint/runs/decomposition/ (resumable run state, TensorBoard logs, sample gr
 """
 import sys
 
+import constants
 import data
 import training
 import utils
@@ -19,10 +20,8 @@ class DecompositionStage(training.Stage):
     scope = model.DECOM_SCOPE
     weights_subdir = 'decom_net_train'
     description = __doc__
-    # Spec section 6, column 1: batch 10, patch 48, 2000 epochs, Adam 1e-4 constant, samples every
-    # 200 epochs, a save every epoch.
-    defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
-                    sample_every=200, save_every=1)
+    # spec 6, column 1
+    defaults = constants.STAGE_DEFAULTS['decomposition']
 
     def add_arguments(self, parser):
         parser.add_argument('--equal_r_weight', type=float, default=losses.DECOMPOSITION_WEIGHTS['equal_R'],
@@ -33,8 +32,8 @@ class DecompositionStage(training.Stage):
     def build(self, args):
         self.image_low = tf.placeholder(tf.float32, [None, None, None, 3], name='image_low')
         self.image_high = tf.placeholder(tf.float32, [None, None, None, 3], name='image_high')
-        self.decomposition_low = model.DecomNet_simple(self.image_low)
-        self.decomposition_high = model.DecomNet_simple(self.image_high)
+        self.decomposition_low = model.in_precision(model.DecomNet_simple, args.precision, self.image_low)
+        self.decomposition_high = model.in_precision(model.DecomNet_simple, args.precision, self.image_high)
         weights = dict(losses.DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
         return [self.image_low, self.image_high], losses.decomposition_losses(
             self.image_low, self.image_high, self.decomposition_low, self.decomposition_high, weights)

@@ -28,8 +28,8 @@ import synthetic
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
+from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX  # noqa: E402
 
-DEFAULT_RATIO = 5.0               # alpha of the released evaluate.py (spec 7a, Q15)
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
 GRAY_TRICK_SIGMA = 3.0            # skimage.filters.gaussian(g, 3), truncate 4.0 ...
 GRAY_TRICK_RADIUS = int(4.0 * GRAY_TRICK_SIGMA + 0.5)   # ... -> 25 taps, radius 12
@@ -41,13 +41,10 @@ TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
     model.RECEPTIVE_RADIUS[model.ADJUST_SCOPE])) / TILE_ALIGN) * TILE_ALIGN)
 DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
 DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
-MODES = ('fusion', 'plain')
 STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
-PRECISIONS = ('float32', 'bfloat16')   # bfloat16: oneDNN automatic mixed precision
-NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo flags of CPUs with bf16 arithmetic
+PRECISIONS = model.PRECISIONS   # bfloat16 at inference: oneDNN automatic mixed precision
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
-OUTPUT_SUFFIX = '_kindle'
 METERED_STAGES = ('reflectance', 'illumination', 'restored')   # all an output needs besides alpha
 
 
@@ -190,6 +187,14 @@ class KinD:
         check_ratio(ratio)
         return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio, stages)[mode]
 
+    def adjust(self, stages, ratio):
+        """The adjusted illumination I-hat [H,W,1] at `ratio` from decompose()'s stages: the
+        adjustment net alone, on the stored I."""
+        check_ratio(ratio)
+        illumination = stages['illumination']
+        return self._run(('adjusted',), np.zeros(illumination.shape[:2] + (3,), np.float32), TILE_MARGIN, ratio,
+                         {'illumination': illumination})['adjusted']
+
     def auto_ratio(self, image, raw, stages, mode='fusion'):
         """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]
         (data.read_image) and decompose()'s stages: brightness.choose_ratio with this KinD's
@@ -230,25 +235,13 @@ class KinD:
         return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio)[mode]
 
 
-def cpu_flags(cpuinfo_path='/proc/cpuinfo'):
-    """The CPU feature flags the kernel lists (an empty set where there is no /proc/cpuinfo)."""
-    try:
-        with open(cpuinfo_path) as stream:
-            for line in stream:
-                if line.startswith('flags'):
-                    return set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def resolve_precision(precision, flags=None):
     """'auto' -> 'bfloat16' where the CPU computes bf16 natively (AVX512-BF16 or AMX), else
     'float32' (bf16 emulated on AVX2 is slower than float32); other values unchanged."""
     if precision != 'auto':
         return precision
-    flags = cpu_flags() if flags is None else flags
-    return 'bfloat16' if flags & set(NATIVE_BF16_FLAGS) else 'float32'
+    flags = utils.cpu_flags() if flags is None else flags
+    return 'bfloat16' if flags & set(utils.NATIVE_BF16_FLAGS) else 'float32'
 
 
 def session_config(precision):

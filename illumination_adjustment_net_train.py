@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 import brightness
+import constants
 import data
 import training
 import utils
@@ -53,10 +54,8 @@ class AdjustmentStage(training.FrozenDecompositionStage):
     scope = model.ADJUST_SCOPE
     weights_subdir = 'illumination_adjust_net_train'
     description = __doc__
-    # Spec section 6, column 3: batch 10, patch 48, 2000 epochs, Adam 1e-4 constant, samples every
-    # 200 epochs, a save every epoch.
-    defaults = dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
-                    sample_every=200, save_every=1)
+    # spec 6, column 3
+    defaults = constants.STAGE_DEFAULTS['adjustment']
 
     authors_slices = (AUTHORS_TRAIN_SLICE, AUTHORS_SAMPLE_SLICE)
 
@@ -75,7 +74,8 @@ class AdjustmentStage(training.FrozenDecompositionStage):
         self.illumination = tf.placeholder(tf.float32, [None, None, None, 1], name='illumination')
         self.ratio = tf.placeholder(tf.float32, [None, None, None, 1], name='ratio')
         self.target = tf.placeholder(tf.float32, [None, None, None, 1], name='target')
-        self.adjusted = model.Illumination_adjust_net(self.illumination, self.ratio)
+        self.adjusted = model.in_precision(model.Illumination_adjust_net, args.precision, self.illumination,
+                                        self.ratio)
         return ([self.illumination, self.ratio, self.target],
                 losses.adjustment_losses(self.adjusted, self.target))
 

@@ -5,22 +5,9 @@ its weights named once below. "mean" is over every element, batch included, as i
 """
 import tensorflow.compat.v1 as tf
 
-# Stage 1 weights (authors' decomposition_net_train.py; paper: L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc).
-DECOMPOSITION_WEIGHTS = {
-    'recon_low': 1.0, 'recon_high': 1.0, 'equal_R': 0.01, 'i_mutual': 0.2,
-    'i_smooth_low': 0.15, 'i_smooth_high': 0.15,
-}
-# Stages 2 and 3 sum their terms with weight 1 each (authors' trainers).
-RESTORATION_WEIGHTS = {'square': 1.0, 'ssim': 1.0, 'grad': 1.0}
-ADJUSTMENT_WEIGHTS = {'square': 1.0, 'grad': 1.0}
-
-MUTUAL_CONSISTENCY_C = 10.0       # c in M * exp(-c M)
-SMOOTHNESS_EPSILON = 0.01         # floor of the input gradient in the smoothness ratio
-GRADIENT_NORM_EPSILON = 1e-4      # added to (max - min) when min-max normalising a gradient map
-
-# 2x2 difference kernels of the authors' `gradient` (row index first), as [2, 2, 1, 1].
-_KERNEL_X = [[0.0, 0.0], [-1.0, 1.0]]
-_KERNEL_Y = [[0.0, -1.0], [0.0, 1.0]]
+from constants import (ADJUSTMENT_WEIGHTS, DECOMPOSITION_WEIGHTS, GRADIENT_KERNEL_X, GRADIENT_KERNEL_Y,  # noqa: F401
+                       GRADIENT_NORM_EPSILON, GRAY_WEIGHTS, MUTUAL_CONSISTENCY_C, RESTORATION_WEIGHTS,
+                       SMOOTHNESS_EPSILON, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_SIZE)
 
 
 def gradient(x, direction):
@@ -30,7 +17,7 @@ def gradient(x, direction):
     row of G_x, last column of G_y, spurious border jumps), one min and max over the whole batch.
     No library op pads and normalises this way, hence the hand-written conv.
     """
-    kernel = {'x': _KERNEL_X, 'y': _KERNEL_Y}[direction]
+    kernel = {'x': GRADIENT_KERNEL_X, 'y': GRADIENT_KERNEL_Y}[direction]
     kernel = tf.reshape(tf.constant(kernel, tf.float32), [2, 2, 1, 1])
     magnitude = tf.abs(tf.nn.conv2d(x, kernel, strides=[1, 1, 1, 1], padding='SAME'))
     low, high = tf.reduce_min(magnitude), tf.reduce_max(magnitude)
@@ -38,7 +25,7 @@ def gradient(x, direction):
 
 
 def grayscale(rgb):
-    """ITU-R 601 luma (0.2989, 0.5870, 0.1140): the grayscale the authors' losses use."""
+    """ITU-R 601 luma (GRAY_WEIGHTS): the grayscale the authors' losses use."""
     return tf.image.rgb_to_grayscale(rgb)
 
 
@@ -103,7 +90,8 @@ def ssim(x, y):
     `tf.image.ssim` computes the authors' `tf_ssim` quantity (same window, constants and VALID
     reduction); it differs only by float32 round-off (<= 4e-5, spec 5.1). Needs H, W >= 11.
     """
-    return tf.reduce_mean(tf.image.ssim(x, y, max_val=1.0))
+    return tf.reduce_mean(tf.image.ssim(x, y, max_val=1.0, filter_size=SSIM_SIZE, filter_sigma=SSIM_SIGMA,
+                                        k1=SSIM_K1, k2=SSIM_K2))
 
 
 # --- Stage 2: restoration (spec 5.2) ---------------------------------------------------------------

@@ -7,6 +7,10 @@ high image) shares one set of variables whose names never get ``_1`` suffixes.
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
+from constants import LEAKY_SLOPE
+
+PRECISIONS = ('float32', 'bfloat16')
+
 DECOM_SCOPE = 'DecomNet'
 RESTORATION_SCOPE = 'Restoration_net'
 ADJUST_SCOPE = 'Illumination_adjust_net'
@@ -14,7 +18,6 @@ ADJUST_SCOPE = 'Illumination_adjust_net'
 # Parameter counts of spec section 3 (= the authors' checkpoints' sizes / 4).
 PARAM_COUNTS = {DECOM_SCOPE: 235876, RESTORATION_SCOPE: 7760739, ADJUST_SCOPE: 19393}
 
-LEAKY_SLOPE = 0.2  # lrelu slope of the authors' model.py
 
 
 def lrelu(x):
@@ -29,7 +32,7 @@ def upsample_and_concat(x1, x2, output_channels, in_channels, scope_name):
     (Glorot uniform) initialiser; the output is ``concat([deconv, x2])``, deconv first.
     """
     with tf.variable_scope(scope_name, reuse=tf.AUTO_REUSE):
-        deconv_filter = tf.get_variable('weights', [2, 2, output_channels, in_channels])
+        deconv_filter = tf.get_variable('weights', [2, 2, output_channels, in_channels], dtype=x1.dtype)
         deconv = tf.nn.conv2d_transpose(x1, deconv_filter, tf.shape(x2), strides=[1, 2, 2, 1])
         output = tf.concat([deconv, x2], 3)
         output.set_shape([None, None, None, output_channels * 2])
@@ -89,6 +92,31 @@ def Illumination_adjust_net(input_i, input_ratio):
             x = _conv(x, 32, 'en_conv_%d' % index)
         # The last conv keeps the lrelu before the sigmoid, as the authors' code (spec Q9).
         return tf.sigmoid(_conv(x, 1, 'en_conv_4'))
+
+
+def _float32_variables(getter, *args, **kwargs):
+    """Custom getter for mixed precision: every variable is created and stored in float32 (so
+    checkpoints, savers and Adam's slots are the float32 ones); a net computing in bfloat16 reads
+    a bfloat16 cast of it, through which the gradient flows back in float32."""
+    dtype = kwargs.get('dtype')
+    if dtype is None or dtype == tf.float32:
+        return getter(*args, **kwargs)
+    kwargs['dtype'] = tf.float32
+    return tf.cast(getter(*args, **kwargs), dtype)
+
+
+def in_precision(net, precision, *inputs):
+    """net(*inputs) computed in `precision` ('float32' or 'bfloat16'): inputs are cast to it, the
+    variables stay float32 (see _float32_variables) and the outputs come back as float32, so the
+    losses, SSIM included, stay in float32. 'float32' builds exactly net(*inputs)."""
+    if precision == 'float32':
+        return net(*inputs)
+    if precision not in PRECISIONS:
+        raise ValueError('precision must be one of %s, got %r' % (', '.join(PRECISIONS), precision))
+    dtype = tf.as_dtype(precision)
+    with tf.variable_scope(tf.get_variable_scope(), custom_getter=_float32_variables):
+        outputs = net(*[tf.cast(x, dtype) for x in inputs])
+    return tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), outputs)
 
 
 def net_variables(scope):

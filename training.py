@@ -16,8 +16,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import data
-from utils import (UserError, atomic_write, import_tensorflow, latest_checkpoint, positive_float,
-                   positive_int, restore_net, write_json)
+from constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
+from utils import (NATIVE_BF16_FLAGS, UserError, atomic_write, cpu_flags, import_tensorflow,
+                   latest_checkpoint, positive_float, positive_int, restore_net, write_json)
+
+PRECISIONS = ('float32', 'bfloat16')   # = model.PRECISIONS, named here to keep TF out of --help
 
 # --------------------------------------------------------------------------------------------------
 # What differs between the stages
@@ -96,8 +99,11 @@ class FrozenDecompositionStage(Stage):
                     os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
         names, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
         pairs, authors_samples = self.split(args, names, pairs)
-        decomposed = data.decompose_pairs(sess, self.image, self.decomposition, pairs, not args.no_progress)
-        samples = [(name, low, data.decompose_pairs(sess, self.image, self.decomposition, [(low, high)])[0])
+        def decompose(batch):
+            return sess.run(self.decomposition, {self.image: batch})
+
+        decomposed = data.decompose_pairs(decompose, pairs, not args.no_progress)
+        samples = [(name, low, data.decompose_pairs(decompose, [(low, high)])[0])
                    for name, (low, high) in (authors_samples or data.sample_pairs(args.data_dir))]
         return decomposed, samples
 
@@ -141,6 +147,10 @@ def training_parser(stage):
                         help='start a new run from the weights already in the canonical folder '
                              '(fine-tuning, as the authors\' trainers do) instead of refusing')
     parser.add_argument('--no_progress', action='store_true', help='no progress bar (log lines instead)')
+    parser.add_argument('--precision', choices=PRECISIONS, default='float32',
+                        help='bfloat16: the trained net computes in bfloat16 with float32 weights, Adam '
+                             'and losses (SSIM included); fast on GPUs and on CPUs with AVX512-BF16 or '
+                             'AMX, emulated and slower than float32 on other CPUs')
     stage.add_arguments(parser)
     return parser
 
@@ -159,8 +169,8 @@ def build_training_graph(stage, args):
         lr = tf.placeholder(tf.float32, [], name='learning_rate')
         global_step = tf.train.get_or_create_global_step()
         net_vars = model.net_variables(stage.scope)
-        train_op = tf.train.AdamOptimizer(lr).minimize(terms['total'], global_step=global_step,
-                                                       var_list=net_vars)
+        optimizer = tf.train.AdamOptimizer(lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON)
+        train_op = optimizer.minimize(terms['total'], global_step=global_step, var_list=net_vars)
         built = argparse.Namespace(
             graph=graph, feeds=feeds, terms=terms, lr=lr, global_step=global_step, net_vars=net_vars,
             train_op=train_op, state_saver=tf.train.Saver(max_to_keep=2, save_relative_paths=True),
@@ -204,6 +214,10 @@ class _Trainer:
         for folder in (self.weights_dir, self.state_dir, self.samples_dir):
             os.makedirs(folder, exist_ok=True)
 
+        if args.precision == 'bfloat16' and not (cpu_flags() & set(NATIVE_BF16_FLAGS)
+                                                  or tf.config.list_physical_devices('GPU')):
+            print('note: no GPU and no native bfloat16 on this CPU (AVX512-BF16 or AMX): bfloat16 is '
+                  'emulated here and slower than float32')
         graph = build_training_graph(stage, args)
         graph.graph.finalize()  # the loop must not add ops
         for name in ('feeds', 'terms', 'lr', 'global_step', 'net_vars', 'train_op', 'state_saver',

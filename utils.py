@@ -1,6 +1,6 @@
 """What the data, training and evaluation modules share: the user-facing error, the quiet TensorFlow
-import, atomic file writes, flag types, metrics (spec 8), the ground-truth ratio (spec 6, 7b) and
-loading a net's weights by variable name (spec 1, 10.1).
+import, the CPU's feature flags, atomic file writes, flag types, metrics (spec 8), the ground-truth
+ratio (spec 6, 7b) and loading a net's weights by variable name (spec 1, 10.1).
 """
 import argparse
 import json
@@ -11,6 +11,8 @@ import tempfile
 import warnings
 
 import numpy as np
+
+from constants import RATIO_EPSILON
 
 
 class UserError(Exception):
@@ -38,6 +40,21 @@ def import_tensorflow():
     tf.disable_eager_execution()
     tf.logging.set_verbosity(tf.logging.ERROR)
     return tf
+
+
+NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo flags of CPUs with bf16 arithmetic
+
+
+def cpu_flags(cpuinfo_path='/proc/cpuinfo'):
+    """The CPU feature flags the kernel lists (an empty set where there is no /proc/cpuinfo)."""
+    try:
+        with open(cpuinfo_path) as stream:
+            for line in stream:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def atomic_write(path, write):
@@ -122,9 +139,6 @@ def ssim_metric(ground_truth, output):
 def quantise(raw):
     """read_image's [0, 1] RGB back to uint8 by rounding (exact for 8-bit files), for metrics."""
     return np.round(raw * 255.0).astype(np.uint8)
-
-
-RATIO_EPSILON = 1e-4   # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
 
 
 def ground_truth_ratio(illumination_low, illumination_high):

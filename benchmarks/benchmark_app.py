@@ -85,7 +85,7 @@ def main():
     print('slider move, shown file (gr.Image.postprocess, %s):               %s'
           % (app.SHOWN_FORMAT, percentiles(encode)))
     print('slider move, server side (relight + uint8 + shown file):          %s' % percentiles(moves))
-    print('decomposition tab (adjusted I: DecomNet + adjustment net):        %s' % percentiles(tab))
+    print('decomposition tab (adjusted I: adjustment net on the stored I):    %s' % percentiles(tab))
     print('full pass (KinD.enhance), for scale:                                %s' % percentiles(full))
     print('a move costs %.2f of a full pass (median wall times)' % (np.median(np.array(moves)[:, 0])
                                                                     / np.median(np.array(full)[:, 0])))

@@ -70,35 +70,40 @@ def smooth(values, window):
     return np.convolve(values, kernel, mode='valid')
 
 
-def plot():
+def plot_runs(runs, title, path):
+    """One panel per loss term (log scale, moving average), each run a line: runs = [(columns, label)]
+    with columns as `read` returns them."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    terms = [k for k in runs[0][0] if k not in ('step', 'learning_rate', 'seconds')]
+    columns = min(3, len(terms))
+    rows = (len(terms) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    for axis, term in zip(axes.flat, terms):
+        for data, label in runs:
+            if term in data:
+                window = max(1, len(data[term]) // 60)
+                axis.plot(data['step'][window - 1:], smooth(data[term], window), label=label, lw=1)
+        axis.set_title(term)
+        axis.set_xlabel('step')
+        axis.set_yscale('log')
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(terms):]:
+        axis.axis('off')
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title + ' (moving average)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print('wrote', path)
+
+
+def plot():
     for figure, title, runs in FIGURES:
         runs = [(read(os.path.join(LOGS, f)), label) for f, label in runs if os.path.exists(os.path.join(LOGS, f))]
-        if not runs:
-            continue
-        terms = [k for k in runs[0][0] if k not in ('step', 'learning_rate', 'seconds')]
-        columns = 3
-        rows = (len(terms) + columns - 1) // columns
-        fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
-        for axis, term in zip(axes.flat, terms):
-            for data, label in runs:
-                if term in data:
-                    window = max(1, len(data[term]) // 60)
-                    axis.plot(data['step'][window - 1:], smooth(data[term], window), label=label, lw=1)
-            axis.set_title(term)
-            axis.set_xlabel('step')
-            axis.set_yscale('log')
-            axis.grid(alpha=0.3)
-        for axis in list(axes.flat)[len(terms):]:
-            axis.axis('off')
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle(title + ' (moving average)')
-        fig.tight_layout()
-        fig.savefig(os.path.join(HERE, figure), dpi=90)
-        plt.close(fig)
-        print('wrote', os.path.join(HERE, figure))
+        if runs:
+            plot_runs(runs, title, os.path.join(HERE, figure))
 
 
 if __name__ == '__main__':

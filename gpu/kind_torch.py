@@ -4,18 +4,24 @@ cropping as model.py (spec 3.2-3.3), weights exchanged under the authors' TF var
 layouts; same losses as losses.py (spec 4-5.2); TF1's Adam update. tests/test_torch_mirror.py
 checks all of it against the oracle.
 """
+import os
+import sys
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)     # tf.image.rgb_to_grayscale
-SSIM_SIZE, SSIM_SIGMA, SSIM_C1, SSIM_C2 = 11, 1.5, 0.01 ** 2, 0.03 ** 2
-ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from constants import (ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, DECOMPOSITION_WEIGHTS,  # noqa: E402
+                       GRADIENT_NORM_EPSILON, GRAY_WEIGHTS, LEAKY_SLOPE, MUTUAL_CONSISTENCY_C,
+                       RESTORATION_WEIGHTS, SMOOTHNESS_EPSILON, SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_SIZE)
+
+SSIM_C1, SSIM_C2 = SSIM_K1 ** 2, SSIM_K2 ** 2
 
 
 def lrelu(x):
-    return torch.maximum(0.2 * x, x)
+    return torch.maximum(LEAKY_SLOPE * x, x)
 
 
 def pool(x):
@@ -132,7 +138,8 @@ def tf_arrays(module):
 # --- losses (spec 4.1, 5.1, 5.2) ------------------------------------------------------------------
 
 def gradient(x, direction):
-    """The authors' min-max normalised |gradient| with TF's SAME padding of a 2x2 kernel."""
+    """The authors' min-max normalised |gradient| with TF's SAME padding of a 2x2 kernel
+    (constants.GRADIENT_KERNEL_X/Y written as the differences they take)."""
     padded = F.pad(x, (0, 1, 0, 1))
     if direction == 'x':
         difference = padded[:, :, 1:, 1:] - padded[:, :, 1:, :-1]
@@ -140,7 +147,7 @@ def gradient(x, direction):
         difference = padded[:, :, 1:, 1:] - padded[:, :, :-1, 1:]
     magnitude = difference.abs()
     low, high = magnitude.min(), magnitude.max()
-    return (magnitude - low) / (high - low + 1e-4)
+    return (magnitude - low) / (high - low + GRADIENT_NORM_EPSILON)
 
 
 def gray(x):
@@ -165,7 +172,7 @@ def mean_gradient_terms(x):
     return {d: gradient(x, d) for d in 'xy'}
 
 
-def decomposition_losses(image_low, image_high, low, high, weights):
+def decomposition_losses(image_low, image_high, low, high, weights=DECOMPOSITION_WEIGHTS):
     """Stage-1 terms (losses.decomposition_losses) and their total under `weights`."""
     (r_low, i_low), (r_high, i_high) = low, high
     g_low, g_high = mean_gradient_terms(i_low), mean_gradient_terms(i_high)
@@ -173,12 +180,12 @@ def decomposition_losses(image_low, image_high, low, high, weights):
         'recon_low': (r_low * i_low - image_low).abs().mean(),
         'recon_high': (r_high * i_high - image_high).abs().mean(),
         'equal_R': (r_low - r_high).abs().mean(),
-        'i_mutual': sum((g_low[d] + g_high[d]) * torch.exp(-10.0 * (g_low[d] + g_high[d]))
+        'i_mutual': sum((g_low[d] + g_high[d]) * torch.exp(-MUTUAL_CONSISTENCY_C * (g_low[d] + g_high[d]))
                         for d in 'xy').mean(),
     }
     for name, gradients, image in (('i_smooth_low', g_low, image_low), ('i_smooth_high', g_high, image_high)):
         guide = mean_gradient_terms(gray(image))
-        terms[name] = sum(gradients[d] / torch.clamp(guide[d], min=0.01) for d in 'xy').mean()
+        terms[name] = sum(gradients[d] / torch.clamp(guide[d], min=SMOOTHNESS_EPSILON) for d in 'xy').mean()
     terms['total'] = sum(weights[k] * terms[k] for k in weights)
     return terms
 
@@ -191,7 +198,7 @@ def restoration_losses(restored, target):
         'grad': sum(((gradient(gray_restored, d) - gradient(gray_target, d)) ** 2)
                     for d in 'xy').mean(),
     }
-    terms['total'] = terms['square'] + terms['ssim'] + terms['grad']
+    terms['total'] = sum(RESTORATION_WEIGHTS[k] * terms[k] for k in RESTORATION_WEIGHTS)
     return terms
 
 

@@ -22,12 +22,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import kind_torch as kt  # noqa: E402
+import constants  # noqa: E402
 import data  # noqa: E402  (numpy/PIL only: no TensorFlow import)
 import utils  # noqa: E402
 
-TARGET_POWER = 1.2                 # restoration target R_high ** 1.2 (spec Q11)
-AUTHORS_DECOMPOSITION_WEIGHTS = {'recon_low': 1.0, 'recon_high': 1.0, 'equal_R': 0.01, 'i_mutual': 0.2,
-                                 'i_smooth_low': 0.15, 'i_smooth_high': 0.15}   # losses.py
+DECOMPOSITION, RESTORATION = constants.STAGE_DEFAULTS['decomposition'], constants.STAGE_DEFAULTS['restoration']
 # `pick`: a decomposition is "not grey" when, on eval15, the illumination carries the exposure
 # difference: mean I_high - mean I_low at least this (released DecomNet 0.37, grey collapse 0.06).
 MIN_ILLUMINATION_GAP = 0.2
@@ -146,7 +145,7 @@ def decomposition(args):
     dev = device()
     _, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
     net = kt.DecomNet().to(dev)
-    weights = dict(AUTHORS_DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
+    weights = dict(constants.DECOMPOSITION_WEIGHTS, equal_R=args.equal_r_weight)
     if args.steps is None:
         args.steps = args.epochs * (len(pairs) // args.batch_size)
     run = Run(args, net, data.PatchSampler(pairs, args.patch_size, seed=args.seed),
@@ -159,20 +158,25 @@ def decomposition(args):
     return run.loop(loss)
 
 
+def decomposer(weights_path, dev):
+    """data.decompose_pairs' `decompose`: the mirror's DecomNet with TF-named npz weights, arrays
+    [1,H,W,3] -> (R, I) arrays [1,H,W,C]."""
+    decom = kt.DecomNet().to(dev).eval()
+    kt.load_tf_arrays(decom, np.load(weights_path))
+
+    def decompose(batch):
+        with torch.no_grad():
+            return [tensor.permute(0, 2, 3, 1).float().cpu().numpy() for tensor in decom(to_torch(batch, dev))]
+    return decompose
+
+
 def restoration(args):
     torch.manual_seed(args.seed)
     dev = device()
-    decom = kt.DecomNet().to(dev).eval()
-    kt.load_tf_arrays(decom, np.load(args.decom_weights))
     _, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
-    items = []
-    with torch.no_grad():   # DecomNet once per full image (spec 6), never on patches
-        for low, high in pairs:
-            r_low, i_low = decom(to_torch(low[None], dev))
-            r_high, _ = decom(to_torch(high[None], dev))
-            items.append((to_numpy(r_low), to_numpy(i_low),
-                          np.power(to_numpy(r_high), np.float32(TARGET_POWER))))
-    del pairs, decom
+    items = data.restoration_items(data.decompose_pairs(decomposer(args.decom_weights, dev), pairs,
+                                                        not args.no_progress))
+    del pairs
     net = kt.RestorationNet().to(dev).to(memory_format=torch.channels_last)
     run = Run(args, net, data.PatchSampler(items, args.patch_size, seed=args.seed),
               ['total', 'square', 'ssim', 'grad'])
@@ -202,7 +206,7 @@ def pick(args):
             for low, high in pairs:
                 low_t, high_t = to_torch(low[None], dev), to_torch(high[None], dev)
                 d_low, d_high = net(low_t), net(high_t)
-                terms = kt.decomposition_losses(low_t, high_t, d_low, d_high, AUTHORS_DECOMPOSITION_WEIGHTS)
+                terms = kt.decomposition_losses(low_t, high_t, d_low, d_high)
                 totals.append(terms['total'].item())
                 i_low.append(d_low[1].mean().item())
                 i_high.append(d_high[1].mean().item())
@@ -247,28 +251,29 @@ def main(argv=None):
     common.add_argument('--seed', type=int, default=0)
     common.add_argument('--init_weights', nargs='+', default=[],
                         help='start a new run from these TF-named npz files (parts are merged)')
-    common.add_argument('--learning_rate', type=float, default=1e-4)
+    common.add_argument('--learning_rate', type=float, default=DECOMPOSITION['learning_rate'])
     common.add_argument('--log_every', type=int, default=50)
     common.add_argument('--save_every_minutes', type=float, default=2.0)
     common.add_argument('--no_progress', action='store_true', default=True, help=argparse.SUPPRESS)
     stage1 = commands.add_parser('decomposition', parents=[common], help='train DecomNet (spec 6, stage 1)')
-    stage1.add_argument('--batch_size', type=int, default=10)
-    stage1.add_argument('--patch_size', type=int, default=48)
-    stage1.add_argument('--epochs', type=int, default=2000)
+    stage1.add_argument('--batch_size', type=int, default=DECOMPOSITION['batch_size'])
+    stage1.add_argument('--patch_size', type=int, default=DECOMPOSITION['patch_size'])
+    stage1.add_argument('--epochs', type=int, default=DECOMPOSITION['epochs'])
     stage1.add_argument('--steps', type=int, default=None, help='default: epochs * (N // batch)')
-    stage1.add_argument('--equal_r_weight', type=float, default=0.01,
+    stage1.add_argument('--equal_r_weight', type=float, default=constants.DECOMPOSITION_WEIGHTS['equal_R'],
                         help='weight of the reflectance similarity term (authors: 0.01)')
     stage1.set_defaults(decay_fraction=1.0, func=decomposition)
     stage2 = commands.add_parser('restoration', parents=[common], help='train Restoration_net (stage 2)')
     stage2.add_argument('--decom_weights', required=True, help='DecomNet weights, TF-named npz')
-    stage2.add_argument('--batch_size', type=int, default=4)
-    stage2.add_argument('--patch_size', type=int, default=384)
+    stage2.add_argument('--batch_size', type=int, default=RESTORATION['batch_size'])
+    stage2.add_argument('--patch_size', type=int, default=RESTORATION['patch_size'])
     stage2.add_argument('--steps', type=int, default=None,
                         help='total steps; default: as many as --budget_minutes allows at the '
                              'speed measured over --warmup_steps')
     stage2.add_argument('--budget_minutes', type=float, default=20.0)
     stage2.add_argument('--warmup_steps', type=int, default=100)
-    stage2.add_argument('--decay_fraction', type=float, default=0.801,
+    stage2.add_argument('--decay_fraction', type=float,
+                        default=(constants.LR_DECAY_EPOCHS[0] + 1) / RESTORATION['epochs'],
                         help='fraction of the steps at the full rate before halving it (authors: '
                              '801 of 1000 epochs)')
     stage2.add_argument('--bf16', action='store_true', help='bf16 autocast for the net; loss in float32')

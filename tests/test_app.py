@@ -83,8 +83,11 @@ def test_relight_and_auto_alpha_equal_evaluate(relighter, tmp_path):
         np.testing.assert_allclose(relighter.relight(photo, 3.0, mode), relighter.kind.enhance(image, 3.0, mode),
                                    atol=1e-5)
     assert photo.auto_alpha == pytest.approx(relighter.kind.enhance_auto(image, raw)[1], rel=1e-6)
-    names = [label for _, label in relighter.decomposition(photo, 3.0)]
-    assert names == [label for _, label in app.STAGE_LABELS]
+    panels = relighter.decomposition(photo, 3.0)
+    assert [label for _, label in panels] == [label for _, label in app.STAGE_LABELS]
+    stages = relighter.kind.stages(image, 3.0)
+    for (panel, _), (name, _) in zip(panels, app.STAGE_LABELS):
+        assert np.abs(panel.astype(int) - app.to_uint8_rgb(stages[name])).max() <= 1, name
 
 
 def test_large_photo_previews_and_downloads_full_resolution(relighter, tmp_path):

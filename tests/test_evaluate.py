@@ -175,6 +175,7 @@ def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints
         assert np.abs(tiled[name] - whole[name]).max() < 1e-5, name
     subset = kind.stages(image, 4.0, names=('adjusted',))
     assert list(subset) == ['adjusted'] and np.abs(subset['adjusted'] - whole['adjusted']).max() < 1e-5
+    assert np.abs(kind.adjust(kind.decompose(image), 4.0) - whole['adjusted']).max() < 1e-5   # stored I
     with pytest.raises(utils.UserError, match='restord'):
         kind.stages(image, 4.0, names=('restord',))
     kind.close()
@@ -256,8 +257,8 @@ def test_box_downscale_averages_blocks():
 def test_precision_auto_resolves_by_the_cpu_flags(tmp_path):
     info = tmp_path / 'cpuinfo'
     info.write_text('processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\nbogomips\t: 4000\n')
-    assert evaluate.cpu_flags(str(info)) == {'fpu', 'sse', 'avx2', 'avx512f'}
-    assert evaluate.cpu_flags(str(tmp_path / 'missing')) == set()
+    assert utils.cpu_flags(str(info)) == {'fpu', 'sse', 'avx2', 'avx512f'}
+    assert utils.cpu_flags(str(tmp_path / 'missing')) == set()
     assert evaluate.resolve_precision('auto', {'avx2', 'avx512f'}) == 'float32'
     assert evaluate.resolve_precision('auto', {'avx512f', 'avx512_bf16'}) == 'bfloat16'
     assert evaluate.resolve_precision('auto', {'amx_tile', 'amx_bf16'}) == 'bfloat16'

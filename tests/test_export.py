@@ -159,12 +159,6 @@ def test_tflite_for_a_fixed_size_is_within_two_levels_of_evaluate(images, kind, 
         assert max_levels(pixels, reference(kind, images['odd_37x53'], ALPHA, mode)) <= TFLITE_MAX_LEVELS
 
 
-def test_pipeline_constants_agree_with_evaluate():
-    assert beam_enhance.OUTPUT_SUFFIX == evaluate.OUTPUT_SUFFIX
-    assert beam_enhance.DEFAULT_RATIO == evaluate.DEFAULT_RATIO
-    assert beam_enhance.MODES == evaluate.MODES
-
-
 def test_output_names_number_inputs_with_the_same_stem_in_path_order():
     class Readable:
         def __init__(self, path):

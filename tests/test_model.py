@@ -1,4 +1,7 @@
-"""Architecture checks that need no oracle: names, parameter counts, odd sizes, receptive fields."""
+"""Architecture checks that need no oracle: names, parameter counts, odd sizes, receptive fields,
+the bfloat16 nets."""
+import re
+
 import numpy as np
 import pytest
 
@@ -28,13 +31,23 @@ def nets():
             model.ADJUST_SCOPE: model.Illumination_adjust_net(illumination_in, ratio),
         }
         model.DecomNet_simple(image)  # a second call must reuse, not duplicate, the variables
+        # the same nets computing in bfloat16 (the trainers' --precision bfloat16) share the variables
+        bfloat16_outputs = {
+            model.DECOM_SCOPE: model.in_precision(model.DecomNet_simple, 'bfloat16', image),
+            model.RESTORATION_SCOPE: model.in_precision(model.Restoration_net, 'bfloat16', reflectance_in,
+                                                        illumination_in),
+            model.ADJUST_SCOPE: model.in_precision(model.Illumination_adjust_net, 'bfloat16', illumination_in,
+                                                   ratio),
+        }
+        bfloat16_convs = [op for op in graph.get_operations()
+                          if op.type == 'Conv2D' and op.get_attr('T') == tf.bfloat16]
         counts = {scope: model.parameter_count(scope) for scope in outputs}
         names = {scope: [(v.op.name, v.shape.as_list()) for v in model.net_variables(scope)]
                  for scope in outputs}
         session = tf.Session()
         session.run(tf.global_variables_initializer())
     feeds = dict(image=image, reflectance=reflectance_in, illumination=illumination_in, ratio=ratio)
-    yield session, outputs, feeds, counts, names
+    yield session, outputs, feeds, counts, names, bfloat16_outputs, bfloat16_convs
     session.close()
 
 
@@ -114,3 +127,18 @@ def test_receptive_radius(nets, scope, size):
     centre = size // 2 - 8
     reaches = [_reach(nets, scope, size, (centre + d, centre + d)) for d in range(16)]
     assert max(max(r) for r in reaches) == model.RECEPTIVE_RADIUS[scope]
+
+
+@pytest.mark.parametrize('scope,convs', [(model.DECOM_SCOPE, 8), (model.RESTORATION_SCOPE, 19),
+                                         (model.ADJUST_SCOPE, 4)])
+def test_bfloat16_nets_read_the_float32_weights_and_agree(nets, scope, convs):
+    """in_precision(net, 'bfloat16') adds no variable (the counts above include it), runs every conv
+    in bfloat16 and returns float32 outputs within bfloat16 round-off of the float32 nets'."""
+    session, outputs, feeds, _, _, bfloat16_outputs, bfloat16_convs = nets
+    assert sum(re.match(scope + r'(_\d+)?/', op.name) is not None for op in bfloat16_convs) == convs
+    expected, feed = _run(nets, scope, 24, 40, np.random.default_rng(3))
+    actual = session.run(bfloat16_outputs[scope], feed)
+    for want, got in zip(expected, actual) if scope == model.DECOM_SCOPE else [(expected, actual)]:
+        assert got.dtype == np.float32 and got.shape == want.shape
+        difference = np.abs(got - want)
+        assert 0 < difference.mean() < 4e-3 and difference.max() < 2e-2

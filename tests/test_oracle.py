@@ -181,7 +181,8 @@ def stage23(graph, oracle):
     pairs = {}
     for name in (1, 22):
         pair = [data.load_image(os.path.join(LOL, 'eval15', sub, '%d.png' % name)) for sub in ('low', 'high')]
-        pairs[name] = data.decompose_pairs(graph.session, graph.low, graph.decom_low, [pair])[0]
+        pairs[name] = data.decompose_pairs(
+            lambda batch: graph.session.run(graph.decom_low, {graph.low: batch}), [pair])[0]
     crops = {'R_low': [], 'I_low': [], 'I_high': [], 'target': []}
     for name, y, x in oracle['loss_batch_boxes']:
         (r_low, i_low), (r_high, i_high) = pairs[name]

@@ -64,8 +64,7 @@ def test_decomposition_losses_and_adam_step_match_the_oracle(nets, oracle):
     decom = nets[0]
     state = {k: v.clone() for k, v in decom.state_dict().items()}
     low, high = to_torch(oracle['loss_batch_low']), to_torch(oracle['loss_batch_high'])
-    terms = mirror.decomposition_losses(low, high, decom(low), decom(high),
-                                        train_torch.AUTHORS_DECOMPOSITION_WEIGHTS)
+    terms = mirror.decomposition_losses(low, high, decom(low), decom(high))
     keys = {'recon_low': 'decom_loss_recon_low', 'recon_high': 'decom_loss_recon_high',
             'equal_R': 'decom_loss_equal_R', 'i_mutual': 'decom_loss_i_mutual',
             'i_smooth_low': 'decom_loss_i_input_mutual_low',

@@ -122,6 +122,42 @@ def test_later_stages_read_stage1_and_resume(stage1, tiny_lol, tmp_path, capsys,
         np.testing.assert_array_equal(decom_vars[name], array)
 
 
+def logged_losses(checkpoint_dir, stage_name, tag='loss/total'):
+    """{step: value} of one TensorBoard scalar of a run."""
+    events = glob.glob(os.path.join(checkpoint_dir, 'runs', stage_name, 'logs', 'events.out.tfevents.*'))
+    return {event.step: v.simple_value for e in events for event in tf.train.summary_iterator(e)
+            for v in event.summary.value if v.tag == tag}
+
+
+@pytest.mark.parametrize('stage_class,folder', [(DecompositionStage, 'decom_net_train'),
+                                                (RestorationStage, 'Restoration_net_train')])
+def test_bfloat16_training_keeps_float32_weights_and_the_loss(stage1, tiny_lol, tmp_path, capsys, stage_class,
+                                                              folder):
+    """--precision bfloat16 and float32 from the same weights and batches: losses within bfloat16
+    round-off of each other, and float32 weights under the same names (what evaluate.py reads)."""
+    start = str(tmp_path / 'start')   # the weights both runs fine-tune from
+    shutil.copytree(os.path.join(stage1, 'decom_net_train'), os.path.join(start, 'decom_net_train'))
+    if stage_class is RestorationStage:
+        assert train(stage_class(), tiny_lol, start, '--max_steps', '1') == 0
+    runs = {}
+    for precision in ('float32', 'bfloat16'):
+        checkpoint_dir = str(tmp_path / precision)
+        for subdir in {'decom_net_train', folder}:
+            shutil.copytree(os.path.join(start, subdir), os.path.join(checkpoint_dir, subdir))
+        assert train(stage_class(), tiny_lol, checkpoint_dir, '--max_steps', '2', '--precision', precision,
+                     '--init_from_checkpoint') == 0
+        runs[precision] = (logged_losses(checkpoint_dir, stage_class.name),
+                           weights(os.path.join(checkpoint_dir, folder)))
+    if not utils.cpu_flags() & set(utils.NATIVE_BF16_FLAGS) and not tf.config.list_physical_devices('GPU'):
+        assert 'bfloat16 is emulated here' in capsys.readouterr().out
+    (loss32, weights32), (loss16, weights16) = runs['float32'], runs['bfloat16']
+    assert sorted(loss32) == sorted(loss16) == [1, 2]
+    for step in loss32:
+        assert loss16[step] != loss32[step] and abs(loss16[step] - loss32[step]) < 0.03 * loss32[step]
+    assert sorted(weights16) == sorted(weights32)
+    assert all(array.dtype == np.float32 for array in weights16.values())
+
+
 def test_adjustment_stage_writes_the_brightness_fit_of_the_raw_pairs(tiny_lol, tmp_path):
     import brightness
     checkpoint_dir = str(tmp_path / 'checkpoint')          # no DecomNet needed to fit

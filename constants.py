@@ -1,0 +1,50 @@
+"""The numbers of the method, each named once with its source (spec sections in brackets).
+
+No TensorFlow here: the TF nets, losses, trainers and evaluate.py read these, and so do the
+PyTorch mirror (gpu/) and the Beam pipeline (beam_enhance.py), which must not import TensorFlow's
+graph mode.
+"""
+
+# --- Nets [3] ---------------------------------------------------------------------------------------
+LEAKY_SLOPE = 0.2             # lrelu slope of the authors' model.py
+
+# --- Losses [4-5] -----------------------------------------------------------------------------------
+# Stage 1 weights (authors' decomposition_net_train.py; paper: L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc).
+DECOMPOSITION_WEIGHTS = {
+    'recon_low': 1.0, 'recon_high': 1.0, 'equal_R': 0.01, 'i_mutual': 0.2,
+    'i_smooth_low': 0.15, 'i_smooth_high': 0.15,
+}
+# Stages 2 and 3 sum their terms with weight 1 each (authors' trainers).
+RESTORATION_WEIGHTS = {'square': 1.0, 'ssim': 1.0, 'grad': 1.0}
+ADJUSTMENT_WEIGHTS = {'square': 1.0, 'grad': 1.0}
+
+MUTUAL_CONSISTENCY_C = 10.0       # c in M * exp(-c M)
+SMOOTHNESS_EPSILON = 0.01         # floor of the input gradient in the smoothness ratio
+GRADIENT_NORM_EPSILON = 1e-4      # added to (max - min) when min-max normalising a gradient map
+# 2x2 difference kernels of the authors' `gradient` (row index first).
+GRADIENT_KERNEL_X = ((0.0, 0.0), (-1.0, 1.0))
+GRADIENT_KERNEL_Y = ((0.0, -1.0), (0.0, 1.0))
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)   # ITU-R 601 luma of tf.image.rgb_to_grayscale
+# SSIM [5.1]: the authors' tf_ssim = tf.image.ssim's defaults: 11x11 Gaussian, sigma 1.5, K1, K2.
+SSIM_SIZE, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+
+# --- Training [6] -----------------------------------------------------------------------------------
+# The spec's table of trainer defaults: batch, patch, epochs, Adam rate, sample and save periods (epochs).
+STAGE_DEFAULTS = {
+    'decomposition': dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
+                          sample_every=200, save_every=1),
+    'restoration': dict(batch_size=4, patch_size=384, epochs=1000, learning_rate=1e-4,
+                        sample_every=50, save_every=50),
+    'adjustment': dict(batch_size=10, patch_size=48, epochs=2000, learning_rate=1e-4,
+                       sample_every=200, save_every=1),
+}
+ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8   # tf.train.AdamOptimizer's defaults
+TARGET_POWER = 1.2            # stage 2's target is R_high ** 1.2 (paper: R_high; spec Q11)
+LR_DECAY_FACTORS = (1.0, 0.5, 0.25, 0.1)   # authors' stage-2 lr_schedule: 1e-4, 5e-5, 2.5e-5, 1e-5
+LR_DECAY_EPOCHS = (800, 1250, 1500)        # ... after these epochs
+
+# --- Evaluation [7] ---------------------------------------------------------------------------------
+RATIO_EPSILON = 1e-4          # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
+DEFAULT_RATIO = 5.0           # alpha of the released evaluate.py (spec 7a, Q15)
+MODES = ('fusion', 'plain')   # output: the authors' fusion with the input (spec 7a), or the product R_hat * I_hat
+OUTPUT_SUFFIX = '_kindle'     # <stem>_kindle.png next to nothing the user owns
