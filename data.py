@@ -101,8 +101,10 @@ def to_uint8(image):
 
 
 def save_image(path, image):
-    """Save a float image in [0, 1] as an 8-bit PNG (a batch axis of 1 and a 1-channel axis dropped)."""
-    array = to_uint8(image)
+    """Save a float image in [0, 1] (or to_uint8's output) as an 8-bit PNG (a batch axis of 1 and a
+    1-channel axis dropped)."""
+    array = np.asarray(image)
+    array = array if array.dtype == np.uint8 else to_uint8(array)
     if array.ndim == 4:
         array = array[0]
     if array.shape[-1] == 1:

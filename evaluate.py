@@ -79,6 +79,15 @@ def gray_trick_weight(reflectance):
     return tf.minimum(tf.sqrt(2.0 * blurred), 1.0)
 
 
+def relight_outputs(image, reflectance, illumination, restored, ratio):
+    """Spec 7a from the stages [B,H,W,C] and a scalar ratio alpha: {'adjusted': I-hat, 'plain':
+    R-hat * I-hat, 'fusion': I * S + (1 - I) * R-hat * w(R) * I-hat} (w: the gray trick)."""
+    adjusted = model.Illumination_adjust_net(illumination, tf.fill(tf.shape(illumination), ratio))
+    enhanced = restored * gray_trick_weight(reflectance) * adjusted
+    return {'adjusted': adjusted, 'plain': restored * adjusted,
+            'fusion': illumination * image + (1.0 - illumination) * enhanced}
+
+
 def _tiles(length, core, margin):
     """[(start, stop, core_start, core_stop)] covering 0..length: cores of `core` px (a multiple of
     the grid) and up to `margin` px of context on each side, every start on the grid."""
@@ -109,17 +118,8 @@ class KinD:
             self.ratio = tf.placeholder(tf.float32, [], name='ratio')
             reflectance, illumination = model.DecomNet_simple(self.image)
             restored = model.Restoration_net(reflectance, illumination)
-            ratio_map = tf.fill(tf.shape(illumination), self.ratio)
-            adjusted = model.Illumination_adjust_net(illumination, ratio_map)
-            enhanced = restored * gray_trick_weight(reflectance) * adjusted
-            self.outputs = {
-                'plain': restored * adjusted,
-                'fusion': illumination * self.image + (1.0 - illumination) * enhanced,
-                'illumination': illumination,
-                'reflectance': reflectance,
-                'restored': restored,
-                'adjusted': adjusted,
-            }
+            self.outputs = dict(relight_outputs(self.image, reflectance, illumination, restored, self.ratio),
+                                reflectance=reflectance, illumination=illumination, restored=restored)
             self.session = tf.Session(config=session_config(precision))
             self.checkpoints = {
                 scope: utils.restore_net(self.session, model.net_variables(scope),
@@ -487,8 +487,8 @@ def run(args):
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
-            writes.append((path, destination, pool.submit(data.save_image, destination, output)))
             written = data.to_uint8(output)
+            writes.append((path, destination, pool.submit(data.save_image, destination, written)))
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
                                ratio_source, mode, '%.4f' % raw.mean(), '%.4f' % (written.mean() / 255.0),
                                'ok'))
@@ -543,12 +543,7 @@ def print_table(rows, mode, ratio_source, ratio, precision):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except utils.UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
+    return utils.exit_status(run, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

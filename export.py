@@ -50,10 +50,8 @@ def to_uint8(image):
 
 def relight(normalised, reflectance, illumination, restored, alpha):
     """Both modes' outputs [B,H,W,3] from the stages [B,H,W,C] and a scalar alpha (as evaluate.KinD)."""
-    adjusted = model.Illumination_adjust_net(illumination, tf.fill(tf.shape(illumination), alpha))
-    enhanced = restored * evaluate.gray_trick_weight(reflectance) * adjusted
-    return {'plain': restored * adjusted,
-            'fusion': illumination * normalised + (1.0 - illumination) * enhanced}
+    outputs = evaluate.relight_outputs(normalised, reflectance, illumination, restored, alpha)
+    return {mode: outputs[mode] for mode in evaluate.MODES}
 
 
 def stages(raw):
@@ -167,22 +165,19 @@ def build_parser():
     return parser
 
 
+def run(args):
+    prefixes = export_saved_model(args.checkpoint_dir, args.output)
+    print('SavedModel %s (signatures %s); weights: %s' % (args.output, ', '.join(SIGNATURES), ', '.join(prefixes)))
+    if not os.path.isfile(fit_path(args.checkpoint_dir)):
+        print('note: no %s: the SavedModel works, but --ratio auto needs it' % fit_path(args.checkpoint_dir))
+    if args.tflite:
+        path = args.output.rstrip('/') + '.tflite'
+        size = export_tflite(args.checkpoint_dir, path, args.tflite)
+        print('TFLite %s (%dx%d float32 inputs, %.1f MB)' % (path, args.tflite[0], args.tflite[1], size / 1e6))
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        prefixes = export_saved_model(args.checkpoint_dir, args.output)
-        print('SavedModel %s (signatures %s); weights: %s' % (args.output, ', '.join(SIGNATURES),
-                                                                ', '.join(prefixes)))
-        if not os.path.isfile(fit_path(args.checkpoint_dir)):
-            print('note: no %s: the SavedModel works, but --ratio auto needs it' % fit_path(args.checkpoint_dir))
-        if args.tflite:
-            path = args.output.rstrip('/') + '.tflite'
-            size = export_tflite(args.checkpoint_dir, path, args.tflite)
-            print('TFLite %s (%dx%d float32 inputs, %.1f MB)' % (path, args.tflite[0], args.tflite[1], size / 1e6))
-    except utils.UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    return 0
+    return utils.exit_status(run, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import data
 from constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
-from utils import (NATIVE_BF16_FLAGS, UserError, atomic_write, cpu_flags, import_tensorflow,
+from utils import (NATIVE_BF16_FLAGS, UserError, atomic_write, cpu_flags, exit_status, import_tensorflow,
                    latest_checkpoint, positive_float, positive_int, restore_net, write_json)
 
 PRECISIONS = ('float32', 'bfloat16')   # = model.PRECISIONS, named here to keep TF out of --help
@@ -183,11 +183,7 @@ def build_training_graph(stage, args):
 def train(stage, argv=None):
     """Parse flags and run one stage; user errors become one line on stderr and exit status 2."""
     args = training_parser(stage).parse_args(argv)
-    try:
-        return _Trainer(stage, args).run()
-    except UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
+    return exit_status(_Trainer(stage, args).run)
 
 
 class _Trainer:

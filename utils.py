@@ -19,6 +19,17 @@ class UserError(Exception):
     """A problem the user can fix (bad file, bad flag, missing folder): printed as one line."""
 
 
+def exit_status(work, *args):
+    """A command's exit status: work(*args)'s (None counts as 0), or 2 after a UserError, printed as
+    one line 'error: ...' on stderr."""
+    try:
+        status = work(*args)
+    except UserError as error:
+        print('error: %s' % error, file=sys.stderr)
+        return 2
+    return 0 if status is None else status
+
+
 def import_tensorflow():
     """Import `tensorflow.compat.v1` in graph mode, hiding the log lines TF prints while loading.
 

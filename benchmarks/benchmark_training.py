@@ -29,15 +29,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'docs'))
+import utils  # noqa: E402
+tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import data  # noqa: E402
 import model  # noqa: E402
 import training  # noqa: E402
-import utils  # noqa: E402
 from decomposition_net_train import DecompositionStage  # noqa: E402
 from illumination_adjustment_net_train import AdjustmentStage  # noqa: E402
 from reflectance_restoration_net_train import RestorationStage  # noqa: E402
-
-tf = utils.import_tensorflow()
 
 TARGET_SPEEDUP = 1.5          # issue 15: bfloat16 restoration at >= 1.5x float32's pixels per second
 STAGES = (DecompositionStage, RestorationStage, AdjustmentStage)
@@ -172,16 +171,14 @@ def main():
     parser.add_argument('--output', default='benchmark_training', help='folder for the curves CSV and PNG')
     parser.add_argument('--skip_speed', action='store_true', help='only the loss curves')
     parser.add_argument('--progress', action='store_true', help='progress bars')
-    args = parser.parse_args()
-    try:
-        if not args.skip_speed:
-            speed_table(args.steps, args.restoration_batch, args.restoration_patch)
-        if args.curve_steps > 0:
-            write_curves(loss_curves(args), args.output)
-    except utils.UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    return 0
+    return utils.exit_status(run, parser.parse_args())
+
+
+def run(args):
+    if not args.skip_speed:
+        speed_table(args.steps, args.restoration_batch, args.restoration_patch)
+    if args.curve_steps > 0:
+        write_curves(loss_curves(args), args.output)
 
 
 if __name__ == '__main__':

@@ -66,15 +66,9 @@ def main(argv=None):
     load.add_argument('folder')
     load.add_argument('--step', type=int, default=None, help='global step to put in the file name')
     args = parser.parse_args(argv)
-    try:
-        if args.command == 'export':
-            export_npz(args.folder, args.npz)
-        else:
-            import_npz(args.npz, args.folder, args.step)
-    except utils.UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    return 0
+    if args.command == 'export':
+        return utils.exit_status(export_npz, args.folder, args.npz)
+    return utils.exit_status(import_npz, args.npz, args.folder, args.step)
 
 
 if __name__ == '__main__':
