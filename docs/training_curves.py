@@ -24,16 +24,20 @@ FIGURES = [
       ('decomposition_gpu_equal_R_1.0.csv', 'GPU mirror, equal_R 1.0'),
       ('decomposition_tf_cpu_finetune_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 2: 485 pairs)'),
       ('decomposition_tf_cpu_long_485.csv', 'TF trainer, equal_R 0.3 (shipped, part 3: 485 pairs)'),
-      ('decomposition_tf_cpu_192px_485.csv', 'TF trainer, equal_R 0.3, 4 x 192^2 (shipped, part 4)')]),
+      ('decomposition_tf_cpu_192px_485.csv', 'TF trainer, equal_R 0.3, 4 x 192^2 (shipped, part 4)'),
+      ('scratch_decomposition.csv', 'train_from_scratch.sh, stage 1a (random init, 485 pairs)'),
+      ('scratch_decomposition_large.csv', 'train_from_scratch.sh, stage 1b, 4 x 192^2')]),
     ('training_restoration.png', 'Stage 2, Restoration_net: loss terms (batch 4 x 384^2 unless said)',
      [('restoration_gpu.csv', 'shipped, part 1: 127 pairs, GPU mirror'),
       ('restoration_gpu_finetune_485.csv', 'shipped, parts 2-3: 485 pairs, GPU mirror'),
       ('restoration_tf_cpu_192px_485.csv', 'shipped, part 4: 485 pairs, TF trainer, CPU, 8 x 192^2'),
-      ('restoration_tf_cpu_384px_485.csv', 'shipped, part 5: 485 pairs, TF trainer, CPU')]),
+      ('restoration_tf_cpu_384px_485.csv', 'shipped, part 5: 485 pairs, TF trainer, CPU'),
+      ('scratch_restoration.csv', 'train_from_scratch.sh, stage 2, 8 x 192^2 (random init)')]),
     ('training_adjustment.png', 'Stage 3, Illumination_adjust_net: loss terms (batch 10 x 48^2, TF trainer, CPU)',
      [('adjustment_tf_cpu.csv', 'earlier run, 127 pairs'),
       ('adjustment_tf_cpu_485.csv', 'earlier run, 485 pairs'),
-      ('adjustment_tf_cpu_485_decom40551.csv', 'shipped, 485 pairs, shipped DecomNet')]),
+      ('adjustment_tf_cpu_485_decom40551.csv', 'shipped, 485 pairs, shipped DecomNet'),
+      ('scratch_adjustment.csv', 'train_from_scratch.sh, stage 3 (random init, its own DecomNet)')]),
 ]
 
 
