@@ -44,6 +44,7 @@ LR_DECAY_FACTORS = (1.0, 0.5, 0.25, 0.1)   # authors' stage-2 lr_schedule: 1e-4,
 LR_DECAY_EPOCHS = (800, 1250, 1500)        # ... after these epochs
 
 # --- Evaluation [7] ---------------------------------------------------------------------------------
+PRECISIONS = ('float32', 'bfloat16')   # the nets' compute types (trainers and evaluate.py --precision)
 RATIO_EPSILON = 1e-4          # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
 DEFAULT_RATIO = 5.0           # alpha of the released evaluate.py (spec 7a, Q15)
 MODES = ('fusion', 'plain')   # output: the authors' fusion with the input (spec 7a), or the product R_hat * I_hat

@@ -28,7 +28,7 @@ import synthetic
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
-from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX  # noqa: E402
+from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX, PRECISIONS  # noqa: E402
 
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
 GRAY_TRICK_SIGMA = 3.0            # skimage.filters.gaussian(g, 3), truncate 4.0 ...
@@ -42,7 +42,6 @@ TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
 DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
 DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
 STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
-PRECISIONS = model.PRECISIONS   # bfloat16 at inference: oneDNN automatic mixed precision
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 METERED_STAGES = ('reflectance', 'illumination', 'restored')   # all an output needs besides alpha

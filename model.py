@@ -7,9 +7,7 @@ high image) shares one set of variables whose names never get ``_1`` suffixes.
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
-from constants import LEAKY_SLOPE
-
-PRECISIONS = ('float32', 'bfloat16')
+from constants import LEAKY_SLOPE, PRECISIONS
 
 DECOM_SCOPE = 'DecomNet'
 RESTORATION_SCOPE = 'Restoration_net'
@@ -17,7 +15,6 @@ ADJUST_SCOPE = 'Illumination_adjust_net'
 
 # Parameter counts of spec section 3 (= the authors' checkpoints' sizes / 4).
 PARAM_COUNTS = {DECOM_SCOPE: 235876, RESTORATION_SCOPE: 7760739, ADJUST_SCOPE: 19393}
-
 
 
 def lrelu(x):

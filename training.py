@@ -16,11 +16,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import data
-from constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
+from constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, PRECISIONS
 from utils import (NATIVE_BF16_FLAGS, UserError, atomic_write, cpu_flags, exit_status, import_tensorflow,
                    latest_checkpoint, positive_float, positive_int, restore_net, write_json)
-
-PRECISIONS = ('float32', 'bfloat16')   # = model.PRECISIONS, named here to keep TF out of --help
 
 # --------------------------------------------------------------------------------------------------
 # What differs between the stages
@@ -99,6 +97,7 @@ class FrozenDecompositionStage(Stage):
                     os.path.join(args.checkpoint_dir, 'decom_net_train'), 'DecomNet')
         names, pairs = data.training_pairs(args.data_dir, args.patch_size, progress=not args.no_progress)
         pairs, authors_samples = self.split(args, names, pairs)
+
         def decompose(batch):
             return sess.run(self.decomposition, {self.image: batch})
 
