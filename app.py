@@ -117,7 +117,7 @@ class Relighter:
 
     def decomposition(self, photo, alpha):
         """[(uint8 image, label)] of R, I, restored R and adjusted I (at alpha) of the preview."""
-        stages = dict(photo.stages, adjusted=self.kind.adjust(photo.stages, alpha))
+        stages = dict(photo.stages, adjusted=self.kind.adjust(photo.image, photo.stages, alpha))
         return [(to_uint8_rgb(stages[name]), label) for name, label in STAGE_LABELS]
 
     def full_resolution(self, photo, alpha, mode):

@@ -186,13 +186,12 @@ class KinD:
         check_ratio(ratio)
         return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio, stages)[mode]
 
-    def adjust(self, stages, ratio):
+    def adjust(self, image, stages, ratio):
         """The adjusted illumination I-hat [H,W,1] at `ratio` from decompose()'s stages: the
         adjustment net alone, on the stored I."""
         check_ratio(ratio)
-        illumination = stages['illumination']
-        return self._run(('adjusted',), np.zeros(illumination.shape[:2] + (3,), np.float32), TILE_MARGIN, ratio,
-                         {'illumination': illumination})['adjusted']
+        return self._run(('adjusted',), np.asarray(image, np.float32), TILE_MARGIN, ratio,
+                         {'illumination': stages['illumination']})['adjusted']
 
     def auto_ratio(self, image, raw, stages, mode='fusion'):
         """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]

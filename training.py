@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 import data
 from constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, PRECISIONS
-from utils import (NATIVE_BF16_FLAGS, UserError, atomic_write, cpu_flags, exit_status, import_tensorflow,
-                   latest_checkpoint, positive_float, positive_int, restore_net, write_json)
+from utils import (UserError, atomic_write, exit_status, import_tensorflow, latest_checkpoint, native_bfloat16,
+                   positive_float, positive_int, restore_net, write_json)
 
 # --------------------------------------------------------------------------------------------------
 # What differs between the stages
@@ -209,8 +209,7 @@ class _Trainer:
         for folder in (self.weights_dir, self.state_dir, self.samples_dir):
             os.makedirs(folder, exist_ok=True)
 
-        if args.precision == 'bfloat16' and not (cpu_flags() & set(NATIVE_BF16_FLAGS)
-                                                  or tf.config.list_physical_devices('GPU')):
+        if args.precision == 'bfloat16' and not native_bfloat16():
             print('note: no GPU and no native bfloat16 on this CPU (AVX512-BF16 or AMX): bfloat16 is '
                   'emulated here and slower than float32')
         graph = build_training_graph(stage, args)

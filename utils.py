@@ -68,6 +68,12 @@ def cpu_flags(cpuinfo_path='/proc/cpuinfo'):
     return set()
 
 
+def native_bfloat16():
+    """True where bfloat16 arithmetic is native: a visible GPU, or a CPU with AVX512-BF16 or AMX.
+    Elsewhere TensorFlow emulates bfloat16, slower than float32."""
+    return bool(cpu_flags() & set(NATIVE_BF16_FLAGS)) or bool(import_tensorflow().config.list_physical_devices('GPU'))
+
+
 def atomic_write(path, write):
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
     folder = os.path.dirname(os.path.abspath(path))

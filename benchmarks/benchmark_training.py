@@ -92,7 +92,7 @@ def speed_table(steps, restoration_batch, restoration_patch):
     verdict = 'met' if speedups['restoration'] >= TARGET_SPEEDUP else 'MISSED'
     print('restoration bfloat16 / float32: %.2fx (target %.1fx: %s)' % (speedups['restoration'], TARGET_SPEEDUP,
                                                                        verdict))
-    if not utils.cpu_flags() & set(utils.NATIVE_BF16_FLAGS) and not tf.config.list_physical_devices('GPU'):
+    if not utils.native_bfloat16():
         print('this machine has no GPU and no native bfloat16 (AVX512-BF16 or AMX): bfloat16 is emulated')
 
 

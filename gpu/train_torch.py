@@ -166,7 +166,7 @@ def decomposer(weights_path, dev):
 
     def decompose(batch):
         with torch.no_grad():
-            return [tensor.permute(0, 2, 3, 1).float().cpu().numpy() for tensor in decom(to_torch(batch, dev))]
+            return [to_numpy(tensor)[None] for tensor in decom(to_torch(batch, dev))]
     return decompose
 
 

@@ -175,7 +175,7 @@ def test_stages_are_the_pipeline_s_intermediates_tiled_or_not(random_checkpoints
         assert np.abs(tiled[name] - whole[name]).max() < 1e-5, name
     subset = kind.stages(image, 4.0, names=('adjusted',))
     assert list(subset) == ['adjusted'] and np.abs(subset['adjusted'] - whole['adjusted']).max() < 1e-5
-    assert np.abs(kind.adjust(kind.decompose(image), 4.0) - whole['adjusted']).max() < 1e-5   # stored I
+    assert np.abs(kind.adjust(image, kind.decompose(image), 4.0) - whole['adjusted']).max() < 1e-5   # stored I
     with pytest.raises(utils.UserError, match='restord'):
         kind.stages(image, 4.0, names=('restord',))
     kind.close()

@@ -148,7 +148,7 @@ def test_bfloat16_training_keeps_float32_weights_and_the_loss(stage1, tiny_lol, 
                      '--init_from_checkpoint') == 0
         runs[precision] = (logged_losses(checkpoint_dir, stage_class.name),
                            weights(os.path.join(checkpoint_dir, folder)))
-    if not utils.cpu_flags() & set(utils.NATIVE_BF16_FLAGS) and not tf.config.list_physical_devices('GPU'):
+    if not utils.native_bfloat16():
         assert 'bfloat16 is emulated here' in capsys.readouterr().out
     (loss32, weights32), (loss16, weights16) = runs['float32'], runs['bfloat16']
     assert sorted(loss32) == sorted(loss16) == [1, 2]
