@@ -187,8 +187,8 @@ class KinD:
         return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio, stages)[mode]
 
     def adjust(self, image, stages, ratio):
-        """The adjusted illumination I-hat [H,W,1] at `ratio` from decompose()'s stages: the
-        adjustment net alone, on the stored I."""
+        """The adjusted illumination I-hat [H,W,1] at `ratio` of a normalised HxWx3 image, from its
+        decompose() stages: the adjustment net alone, on the stored I (the image sets the tiling)."""
         check_ratio(ratio)
         return self._run(('adjusted',), np.asarray(image, np.float32), TILE_MARGIN, ratio,
                          {'illumination': stages['illumination']})['adjusted']

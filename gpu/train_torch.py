@@ -37,7 +37,8 @@ def to_torch(array, device):
 
 
 def to_numpy(tensor):
-    return tensor[0].permute(1, 2, 0).float().cpu().numpy()
+    """NCHW torch tensor -> NHWC float32 numpy array (the TF trainers' layout)."""
+    return tensor.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
 def batches(sampler, batch_size, depth=4):
@@ -160,13 +161,13 @@ def decomposition(args):
 
 def decomposer(weights_path, dev):
     """data.decompose_pairs' `decompose`: the mirror's DecomNet with TF-named npz weights, arrays
-    [1,H,W,3] -> (R, I) arrays [1,H,W,C]."""
+    [N,H,W,3] -> (R, I) arrays [N,H,W,C]."""
     decom = kt.DecomNet().to(dev).eval()
     kt.load_tf_arrays(decom, np.load(weights_path))
 
     def decompose(batch):
         with torch.no_grad():
-            return [to_numpy(tensor)[None] for tensor in decom(to_torch(batch, dev))]
+            return [to_numpy(tensor) for tensor in decom(to_torch(batch, dev))]
     return decompose
 
 

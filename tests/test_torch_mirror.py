@@ -50,6 +50,17 @@ def test_decomposition_and_restoration_match_the_oracle(nets, oracle):
             np.testing.assert_allclose(to_numpy(restored)[0], oracle['restore_R_' + suffix], atol=1e-5)
 
 
+def test_the_trainers_decomposer_keeps_every_image_of_a_batch(oracle, tmp_path):
+    path = str(tmp_path / 'decom.npz')
+    convert.export_npz(os.path.join(REFERENCE_CHECKPOINTS, 'decom_net_train'), path)
+    decompose = train_torch.decomposer(path, 'cpu')
+    reflectance, illumination = decompose(np.stack([oracle['low_1']] * 2))
+    assert reflectance.shape[0] == illumination.shape[0] == 2
+    for index in range(2):
+        np.testing.assert_allclose(reflectance[index], oracle['decom_R_low_1'], atol=1e-5)
+        np.testing.assert_allclose(illumination[index], oracle['decom_I_low_1'], atol=1e-5)
+
+
 def test_losses_and_gradient_match_the_oracle(oracle):
     terms = mirror.restoration_losses(to_torch(oracle['restore_out_batch']), to_torch(oracle['restore_target_batch']))
     np.testing.assert_allclose(float(terms['square']), oracle['restore_loss_square'], rtol=1e-5)
