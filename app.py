@@ -28,8 +28,8 @@ import evaluate  # noqa: E402
 
 HOST = '127.0.0.1'
 DEFAULT_PORT = 7860
-PREVIEW_SIDE = 1000            # the page works on a copy whose longest side is at most this
-TILE_SIZE = 1024               # full-resolution tiles; a preview (<= 1000 x 1000) runs whole
+PREVIEW_SIDE = 1000            # the page works on a copy whose longest side is at most this ...
+PREVIEW_PIXELS = evaluate.DEFAULT_TILE_SIZE ** 2   # ... and that fits one tile (relight = a full pass)
 ALPHA_RANGE = (0.5, 20.0)      # the slider's alpha range, log scale
 SLIDER_STEP = 0.001            # the slider's position runs 0..1 in these steps
 ALPHA_DECIMALS = 3             # alpha is rounded to this (shown and used exactly)
@@ -55,9 +55,10 @@ def alpha_to_slider(alpha):
 
 
 def preview(raw):
-    """raw RGB [H,W,3] area-downscaled so that its longest side is at most PREVIEW_SIDE."""
+    """raw RGB [H,W,3] in [0, 1] area-downscaled so that its longest side is at most PREVIEW_SIDE and
+    it has at most PREVIEW_PIXELS pixels (one tile)."""
     height, width = raw.shape[:2]
-    scale = PREVIEW_SIDE / max(height, width)
+    scale = min(PREVIEW_SIDE / max(height, width), math.sqrt(PREVIEW_PIXELS / (height * width)))
     if scale >= 1:
         return raw
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -85,7 +86,7 @@ class Relighter:
     write the full-resolution PNG, all with one evaluate.KinD."""
 
     def __init__(self, checkpoint_dir, precision='auto', max_pixels=data.DEFAULT_MAX_IMAGE_PIXELS):
-        self.kind = evaluate.KinD(checkpoint_dir, tile_size=TILE_SIZE, precision=evaluate.resolve_precision(precision))
+        self.kind = evaluate.KinD(checkpoint_dir, precision=precision)   # the CLI's tiles and precision
         self.max_pixels = max_pixels
         self.downloads = tempfile.mkdtemp(prefix='kind_app_downloads_')
 
@@ -96,16 +97,16 @@ class Relighter:
     def open(self, path, mode='fusion'):
         """Read, preview, decompose and meter a photo (one full pass on the preview). Raises
         utils.UserError with the CLI's one-line message for a file that cannot be used."""
-        raw, notes = data.read_image(path, self.max_pixels)
-        small = preview(raw)
+        pixels, notes = data.read_pixels(path, self.max_pixels)
+        small = preview(data.to_float(pixels))
         image = data.normalise(small)
         stages = self.kind.decompose(image)
         notes = list(notes)
-        if small.shape != raw.shape:
-            notes.append('%dx%d shown as a %dx%d preview' % (raw.shape[1], raw.shape[0],
+        if small.shape != pixels.shape:
+            notes.append('%dx%d shown as a %dx%d preview' % (pixels.shape[1], pixels.shape[0],
                                                             small.shape[1], small.shape[0]))
         try:
-            auto_alpha = self.kind.auto_ratio(image, small, stages, mode)   # metered on the preview
+            auto_alpha = self.kind.meter(pixels, mode)[0].alpha   # as evaluate.py --ratio auto meters
         except utils.UserError as error:
             auto_alpha = None
             notes.append('no --ratio auto (%s); starting at %g' % (error, evaluate.DEFAULT_RATIO))
@@ -121,11 +122,12 @@ class Relighter:
         return [(to_uint8_rgb(stages[name]), label) for name, label in STAGE_LABELS]
 
     def full_resolution(self, photo, alpha, mode):
-        """Enhance the whole photo (tiled) and save <stem>_kindle.png, as evaluate.py; returns its path."""
-        raw = data.read_image(photo.path, self.max_pixels)[0]
+        """Enhance the whole photo and save <stem>_kindle.png: evaluate.py's function and precision,
+        so the file is evaluate.py's. Returns its path."""
+        pixels = data.read_pixels(photo.path, self.max_pixels)[0]
         stem = os.path.splitext(os.path.basename(photo.path))[0]
         path = os.path.join(tempfile.mkdtemp(dir=self.downloads), stem + evaluate.OUTPUT_SUFFIX + '.png')
-        data.save_image(path, self.kind.enhance(data.normalise(raw), alpha, mode))
+        data.save_image(path, self.kind.enhance_pixels(pixels, alpha, mode)[0])
         return path
 
 

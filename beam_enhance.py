@@ -1,22 +1,25 @@
 """Enhance a folder or glob of dark images on Apache Beam with the SavedModel of export.py.
 
-  python beam_enhance.py --input photos/ --output out/ --model export/kind --ratio 5 \\
+  python beam_enhance.py --input photos/ --output out/ --model export/kind \\
       --direct_num_workers 2 --direct_running_mode multi_processing
 
 Reads every file with an image extension matched by --input (a folder or a glob, on any filesystem
 Beam supports: local, gs://, s3://, hdfs://...), enhances it with the SavedModel (loaded once per
 worker) and writes <output>/<name>_kindle.png (a second input with the same name gets
 <name>_kindle-1.png, ... in path order) and one CSV report per run,
-<output>/kindle_report-<time>.csv: input, output, alpha, input_mean, output_mean (raw input and
-saved pixels, in [0, 1]), status (ok, exists, failed) and detail (the failure reason, or notes
-such as "alpha channel dropped"). Existing outputs are never overwritten: they are reported as
-"exists" and not recomputed, so a rerun resumes an interrupted job. A file that cannot be read or
-enhanced gets a failed row and a "failed: <file>: <reason>" line; the job itself goes on.
+<output>/kindle_report-<time>.csv: input, output, alpha, exposure (what --ratio auto chose),
+input_mean, output_mean (raw input and saved pixels, in [0, 1]), status (ok, exists, failed) and
+detail (the failure reason, or notes such as "alpha channel dropped"). Existing outputs are never
+overwritten: they are reported as "exists" and not recomputed, so a rerun resumes an interrupted
+job. A file that cannot be read or enhanced gets a failed row and a "failed: <file>: <reason>"
+line; the job itself goes on.
 
-Images are enhanced whole (the SavedModel does not tile): memory grows with the pixel count
-(--max_image_pixels, default 4 MP: 3.2 GB peak RSS per worker); larger images are reported as failed
-(evaluate.py tiles them). Every other flag (--runner, --direct_num_workers, --project, ...) is a
-Beam pipeline option; docs/DEPLOY.md has the commands for Dataflow, Flink and Spark.
+Each image goes through pipeline.py as in evaluate.py, with the SavedModel's per-tile signatures:
+the same tiles, normalisation, --ratio auto metering, precision and defaults (--ratio auto, fusion,
+--precision auto), so a worker's memory is bounded by the tile size whatever the image's
+(--max_image_pixels is the decompression-bomb guard only). Every other flag (--runner,
+--direct_num_workers, --project, ...) is a Beam pipeline option; docs/DEPLOY.md has the commands
+for Dataflow, Flink and Spark.
 """
 import argparse
 import csv
@@ -24,6 +27,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,11 +42,11 @@ from PIL import Image
 
 import brightness
 import data
+import pipeline
 import utils
-from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX
+from constants import MODES, OUTPUT_SUFFIX, PRECISIONS
 
-DEFAULT_MAX_IMAGE_PIXELS = 4_000_000   # whole-image inference: 3.2 GB peak RSS at 4 MP (docs/DEPLOY.md)
-COLUMNS = ('input', 'output', 'alpha', 'input_mean', 'output_mean', 'status', 'detail')
+COLUMNS = ('input', 'output', 'alpha', 'exposure', 'input_mean', 'output_mean', 'status', 'detail')
 REPORT_PREFIX = 'kindle_report-'
 GLOB_CHARACTERS = '*?['
 
@@ -73,21 +77,41 @@ def write_png(path, pixels):
     FileSystems.rename([temporary], [path])
 
 
+class SavedModelNets:
+    """pipeline.py's two per-tile steps on a loaded SavedModel's decompose / relight_map signatures
+    in one precision (export.tile_signature's names)."""
+
+    def __init__(self, tf, signatures, precision):
+        suffix = '' if precision == 'float32' else '_' + precision
+        self.tf, self.precision = tf, precision
+        self.decompose, self.relight = signatures['decompose' + suffix], signatures['relight_map' + suffix]
+
+    def decompose_tile(self, image):
+        return {name: value.numpy() for name, value in self.decompose(normalised=self.tf.constant(image)).items()}
+
+    def relight_tile(self, image, stages, ratio_map, mode):
+        tensors = {name: self.tf.constant(array) for name, array in stages.items()}
+        return self.relight(normalised=self.tf.constant(image), ratio_map=self.tf.constant(ratio_map),
+                            **tensors)[mode].numpy()
+
+
 class Enhance(beam.DoFn):
     """(ReadableFile, output path) -> one report row (dict of COLUMNS); writes the enhanced PNG.
-    The SavedModel (and for --ratio auto its brightness fit) is loaded once per worker in setup()."""
+    The SavedModel (and for --ratio auto its brightness fit, where it has one) is loaded once per
+    worker in setup(), where `auto` precision is resolved for the worker's CPU."""
 
-    def __init__(self, model_dir, ratio, mode, max_pixels):
+    def __init__(self, model_dir, ratio, mode, max_pixels, precision='auto', tile_size=pipeline.DEFAULT_TILE_SIZE):
         self.model_dir, self.ratio, self.mode, self.max_pixels = model_dir, ratio, mode, max_pixels
+        self.precision, self.tile_size = precision, tile_size
 
     def setup(self):
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
         import tensorflow as tf
         self.tf = tf
         self.loaded = tf.saved_model.load(self.model_dir)   # the signatures need it alive
-        self.signatures = self.loaded.signatures
+        self.nets = SavedModelNets(tf, self.loaded.signatures, utils.resolve_precision(self.precision))
         self.fit = None
-        if self.ratio == 'auto':
+        if self.ratio == 'auto' and FileSystems.exists(fit_asset(self.model_dir)):
             with FileSystems.open(fit_asset(self.model_dir)) as stream:
                 self.fit = json.load(stream)
 
@@ -98,48 +122,41 @@ class Enhance(beam.DoFn):
             yield dict(row, status='exists')
             return
         try:
-            raw, notes = self._read(readable)
-            pixels, alpha = self._enhance(raw)
-            write_png(destination, pixels)
+            pixels, notes = self._read(readable)
+            output, exposure = self._enhance(pixels)
+            write_png(destination, output)
         except (data.ImageError, OSError, self.tf.errors.OpError) as error:
             reason = error.reason if isinstance(error, data.ImageError) else \
                 '%s (%s)' % (type(error).__name__, str(error).strip().splitlines()[0])
             logging.warning('failed: %s: %s', readable.metadata.path, reason)
             yield dict(row, output='', status='failed', detail=reason)
             return
-        yield dict(row, alpha='%.6g' % alpha, input_mean='%.6f' % raw.mean(),
-                   output_mean='%.6f' % (pixels.mean() / 255.0), status='ok', detail='; '.join(notes))
+        yield dict(row, alpha='%.6g' % exposure.alpha, exposure=exposure.describe(),
+                   input_mean='%.6f' % data.to_float(pixels).mean(), output_mean='%.6f' % (output.mean() / 255.0),
+                   status='ok', detail='; '.join(notes))
 
     def _read(self, readable):
-        """data.read_image on a local copy: (raw RGB float32 [H,W,3] in [0,1], notes); ImageError
-        names the original path."""
+        """data.read_pixels on a local copy: (pixels [H,W,3], notes); ImageError names the original path."""
         path = readable.metadata.path
         with tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1]) as local:
-            local.write(readable.read())
+            with readable.open() as stream:
+                shutil.copyfileobj(stream, local)
             local.flush()
             try:
-                return data.read_image(local.name, self.max_pixels)
+                return data.read_pixels(local.name, self.max_pixels)
             except data.ImageError as error:
                 raise data.ImageError(path, error.reason) from None
 
-    def _enhance(self, raw):
-        """(uint8 [H,W,3] as evaluate.py saves it, alpha) for a raw image; --ratio auto meters alpha
-        as evaluate.KinD.enhance_auto: stages, brightness.choose_ratio on relight, relight."""
-        tf = self.tf
-        if self.ratio != 'auto':
-            outputs = self.signatures['enhance_float'](image=tf.constant(raw),
-                                                       alpha=tf.constant(self.ratio, tf.float32))
-            return outputs[self.mode + '_uint8'].numpy(), self.ratio
-        stages = self.signatures['stages'](image=tf.constant(raw))
-        factor = brightness.metering_factor(*raw.shape[:2])
-        small = {name: tf.constant(brightness.box_downscale(value.numpy(), factor)) for name, value in stages.items()}
-
-        def render(alpha):
-            return self.signatures['relight'](alpha=tf.constant(alpha, tf.float32), **small)[self.mode].numpy()
-
-        alpha = brightness.choose_ratio(raw, render, self.fit)
-        outputs = self.signatures['relight'](alpha=tf.constant(alpha, tf.float32), **stages)
-        return outputs[self.mode + '_uint8'].numpy(), alpha
+    def _enhance(self, pixels):
+        """(uint8 [H,W,3] as evaluate.py saves it, exposure) for a photo's pixels: pipeline.meter for
+        --ratio auto, then pipeline.enhance, tile by tile, as evaluate.KinD.enhance_pixels."""
+        margin, stages = pipeline.TILE_MARGIN, None
+        if self.ratio == 'auto':
+            exposure, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, margin, self.fit)
+        else:
+            exposure = brightness.Exposure(self.ratio, 'fixed')
+        return pipeline.enhance(self.nets, pixels, exposure, self.mode, self.tile_size, margin,
+                                stages=stages), exposure
 
 
 def fit_asset(model_dir):
@@ -174,7 +191,8 @@ def build_pipeline(pipeline, args, report):
                                                      readable))
             | 'GroupByStem' >> beam.GroupByKey()
             | 'Name' >> beam.FlatMap(output_names, args.output)
-            | 'Enhance' >> beam.ParDo(Enhance(args.model, args.ratio, args.mode, args.max_image_pixels)))
+            | 'Enhance' >> beam.ParDo(Enhance(args.model, args.ratio, args.mode, args.max_image_pixels,
+                                              args.precision, args.tile_size)))
     _ = (rows
          | 'Csv' >> beam.Map(csv_line)
          | 'Report' >> beam.io.WriteToText(report, num_shards=1, shard_name_template='', header=','.join(COLUMNS)))
@@ -190,14 +208,20 @@ def build_parser():
     parser.add_argument('--input', required=True, help='a folder or a glob of dark images')
     parser.add_argument('--output', required=True, help='folder for <name>_kindle.png and the report CSV')
     parser.add_argument('--model', required=True, help='SavedModel folder written by export.py')
-    parser.add_argument('--ratio', type=utils.parse_ratio, default=DEFAULT_RATIO,
+    parser.add_argument('--ratio', type=utils.parse_ratio, default='auto',
                         help='illumination ratio alpha, or "auto": metered per image as evaluate.py '
-                             '--ratio auto (default %(default)s)')
+                             '--ratio auto (default %(default)s, as evaluate.py)')
     parser.add_argument('--mode', choices=MODES, default=MODES[0],
                         help='fusion (released evaluate.py) or plain (R_restored x I_adjusted); '
-                             'default %(default)s')
-    parser.add_argument('--max_image_pixels', type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
-                        help='larger images are reported as failed, not enhanced (default %(default)d)')
+                             'default %(default)s, as evaluate.py without ground truth')
+    parser.add_argument('--precision', choices=PRECISIONS + ('auto',), default='auto',
+                        help='the nets\' compute type, as evaluate.py: auto (default) is $KIND_PRECISION '
+                             'where set, else bfloat16 on a worker whose CPU has it natively, else float32')
+    parser.add_argument('--tile_size', type=int, default=pipeline.DEFAULT_TILE_SIZE,
+                        help='core side of the tiles, a multiple of 16, as evaluate.py (default %(default)s)')
+    parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
+                        help='larger images are reported as failed (decompression-bomb guard, as '
+                             'evaluate.py; default %(default)d)')
     return parser
 
 
@@ -210,15 +234,15 @@ def main(argv=None):
     if not FileSystems.exists(FileSystems.join(args.model, 'saved_model.pb')):
         print('error: %s: no saved_model.pb (write one with export.py)' % args.model, file=sys.stderr)
         return 2
-    if args.ratio == 'auto' and not FileSystems.exists(fit_asset(args.model)):
-        print('error: --ratio auto needs %s (export.py copies it from the checkpoint\'s '
-              'illumination_adjust_net_train/)' % fit_asset(args.model), file=sys.stderr)
+    if args.tile_size <= 0 or args.tile_size % pipeline.TILE_ALIGN:
+        print('error: --tile_size must be a positive multiple of %d, got %d' % (pipeline.TILE_ALIGN, args.tile_size),
+              file=sys.stderr)
         return 2
     if '://' not in args.output:
         os.makedirs(args.output, exist_ok=True)
     report = report_path(args.output)
-    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
-        build_pipeline(pipeline, args, report)
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as job:
+        build_pipeline(job, args, report)
     rows = read_report(report)
     for row in rows:
         if row['status'] == 'failed':

@@ -31,7 +31,6 @@ CV_FOLDS = 10
 METER_RANGE = (0.25, 500.0)       # the alphas considered ...
 METER_GRID = 15                   # ... measured at this many log-spaced points (0.54 apart in log)
 METER_REFINE = 8                  # then bisected to 0.2 % of alpha
-METER_MAX_PIXELS = 512 * 512      # larger images are metered on a box-downscaled copy
 MID_GREY = 0.18 ** (1 / 2.2)      # 0.46: 18 % grey in sRGB, what an averaging camera meter aims at
 EXPOSURE_BAND = (0.30, 0.60)      # a natural exposure's mean (the target's range for dark inputs)
 DARK_INPUT = 0.15                 # input means up to here get the full dark-input target ...
@@ -134,21 +133,6 @@ def _bisect(inside, start, stop):
     return start
 
 
-def metering_factor(height, width):
-    """The box-downscale factor that brings an image to at most METER_MAX_PIXELS."""
-    return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))
-
-
-def box_downscale(array, factor):
-    """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped); the array
-    itself for 1."""
-    if factor == 1:
-        return array
-    height, width = array.shape[0] // factor * factor, array.shape[1] // factor * factor
-    blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
-    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
-
-
 class Scene:
     """What --ratio auto needs to know of a raw input at the metering size ([h,w,3] in [0, 1]).
 
@@ -193,10 +177,19 @@ def applies(fit, values):
     return float(np.sqrt(np.mean(standard ** 2))) <= FIT_DISTANCE
 
 
-def choose_ratio(raw, render, fit=None):
-    """alpha for --ratio auto (spec 9). `raw`: the input's raw RGB [H,W,3] in [0, 1]; `render(alpha)`:
-    the enhanced output (float [h,w,3] in [0, 1]) at that alpha at the metering size
-    (metering_factor); `fit`: the stage-3 trainer's brightness fit, or None.
+def lol_prediction(fit, crop):
+    """The LOL brightness regression's predicted output mean for a photo, from `crop` (its central
+    crop as float RGB in [0, 1]), or None where there is no fit or it does not apply."""
+    if fit is None:
+        return None
+    values = features(crop)
+    return math.exp(predict(fit, values)) if applies(fit, values) else None
+
+
+def choose_ratio(raw, render, predicted=None):
+    """alpha for --ratio auto (spec 9). `raw`: the input's raw RGB [h,w,3] in [0, 1] at the metering
+    size (pipeline.metering_copy); `render(alpha)`: the enhanced output (float [h,w,3] in [0, 1]) at
+    that alpha, at the same size; `predicted`: lol_prediction's output mean, or None.
 
     The output is metered (over the lit parts of a night scene) to exposure_target, subject to,
     in order of precedence: never darker than the input (its mean and its brightest tenth); no
@@ -204,13 +197,7 @@ def choose_ratio(raw, render, fit=None):
     max(SKY_MAX, its input level). Measured on a log grid of METER_GRID alphas over METER_RANGE,
     then refined by METER_REFINE bisection steps; no assumption that outputs brighten with alpha.
     """
-    factor = metering_factor(*raw.shape[:2])
-    scene = Scene(box_downscale(np.asarray(raw, np.float32), factor))
-    predicted = None
-    if fit is not None:
-        values = features(raw)
-        if applies(fit, values):
-            predicted = math.exp(predict(fit, values))
+    scene = Scene(raw)
     target = exposure_target(scene, predicted)
     metered = ~scene.sky if scene.night else None
 
@@ -251,3 +238,28 @@ def choose_ratio(raw, render, fit=None):
                 (errors[neighbour] <= 0) != (errors[best] <= 0) or abs(errors[neighbour]) < abs(errors[best])):
             return math.exp(_bisect(lambda g: inside(g, errors[best] <= 0), grid[best], grid[neighbour]))
     return math.exp(grid[best])
+
+
+class Exposure:
+    """How a photo is relit: alpha, and the ratio map A(x) fed to Illumination_adjust_net."""
+
+    def __init__(self, alpha, source):
+        self.alpha, self.source = float(alpha), source
+
+    def ratio_map(self, illumination, rows, cols, shape):
+        """A [h,w,1] float32 for one tile: `illumination` is I over the tile, `rows` and `cols` its
+        (start, stop) in the photo of `shape` (height, width). A constant alpha here."""
+        return np.full(illumination.shape[:2] + (1,), self.alpha, np.float32)
+
+    def describe(self):
+        """What was chosen, for kindle_ratios.csv and the Beam report."""
+        return '%s alpha %.4g' % (self.source, self.alpha)
+
+
+def choose_exposure(raw, stages, render, fit=None, crop=None):
+    """--ratio auto's Exposure for a photo from its metering copy `raw` (float RGB [h,w,3] in [0, 1]),
+    the copy's stages and `render(exposure)` (its output at that exposure); `crop()` gives the
+    photo's central crop for the LOL regression (`fit`)."""
+    predicted = lol_prediction(fit, crop()) if fit is not None else None
+    alpha = choose_ratio(raw, lambda a: render(Exposure(a, 'auto')), predicted)
+    return Exposure(alpha, 'auto')

@@ -7,6 +7,12 @@ graph mode.
 
 # --- Nets [3] ---------------------------------------------------------------------------------------
 LEAKY_SLOPE = 0.2             # lrelu slope of the authors' model.py
+# Receptive-field radius of each net in input pixels: the farthest an input pixel can be from an
+# output pixel and still change it. Interval arithmetic over model.py's layer lists (3x3 conv: +1
+# step at its stride; 2x2/s2 pool and deconv: +1 step at the finer stride, on one side only) gives
+# 13, 108 and 4; tests/test_model.py checks each by perturbing single pixels. Tiled inference
+# (pipeline.py) uses them to size the margins that make stitched output equal the untiled one.
+RECEPTIVE_RADIUS = {'DecomNet': 13, 'Restoration_net': 108, 'Illumination_adjust_net': 4}
 
 # --- Losses [4-5] -----------------------------------------------------------------------------------
 # Stage 1 weights (authors' decomposition_net_train.py; paper: L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc).
@@ -47,5 +53,7 @@ LR_DECAY_EPOCHS = (800, 1250, 1500)        # ... after these epochs
 PRECISIONS = ('float32', 'bfloat16')   # the nets' compute types (trainers and evaluate.py --precision)
 RATIO_EPSILON = 1e-4          # the authors' 1e-4 in every ratio estimate (spec 6, 7b, Q13)
 DEFAULT_RATIO = 5.0           # alpha of the released evaluate.py (spec 7a, Q15)
+GRAY_TRICK_SIGMA = 3.0        # the released gray trick: skimage.filters.gaussian(g, 3), truncate 4.0 ...
+GRAY_TRICK_RADIUS = int(4.0 * GRAY_TRICK_SIGMA + 0.5)   # ... -> 25 taps, radius 12
 MODES = ('fusion', 'plain')   # output: the authors' fusion with the input (spec 7a), or the product R_hat * I_hat
 OUTPUT_SUFFIX = '_kindle'     # <stem>_kindle.png next to nothing the user owns

@@ -26,13 +26,14 @@ class ImageError(UserError):
         self.path, self.reason = path, reason
 
 
-def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
-    """Read any image PIL opens as float32 RGB in [0, 1], oriented as a viewer shows it.
+def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """Read any image PIL opens as RGB pixels, oriented as a viewer shows it, in the least memory.
 
-    Returns (array HxWx3, notes) where notes lists lossy conversions made (e.g. alpha dropped).
-    8-bit modes are converted to RGB; 16-bit grayscale is scaled by 1/65535 and float images by
-    their maximum instead of being clipped; EXIF orientation is applied (spec 9, Q16).
-    Raises ImageError with a one-line reason for anything that cannot be read.
+    Returns (array HxWx3, notes): uint8 for 8-bit images (every mode but 16-bit and float), float32
+    in [0, 1] otherwise; notes lists lossy conversions made (e.g. alpha dropped). 16-bit grayscale
+    is scaled by 1/65535 and float images by their maximum instead of being clipped; EXIF
+    orientation is applied (spec 9, Q16). Raises ImageError with a one-line reason for anything
+    that cannot be read.
     """
     if not os.path.isfile(path):
         raise ImageError(path, 'not a regular file')
@@ -55,18 +56,24 @@ def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
                                  % (width, height, width * height, max_pixels))
             image.load()
             image = ImageOps.exif_transpose(image)
-            array = _to_rgb_float(image, notes)
+            array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(path, 'corrupt or truncated image data (%s)' % str(error).strip()) from None
-    if not np.all(np.isfinite(array)):
+    if array.dtype != np.uint8 and not np.all(np.isfinite(array)):
         raise ImageError(path, 'image contains NaN or infinite values')
     return array, notes
 
 
-def _to_rgb_float(image, notes):
-    """PIL image of any mode -> float32 HxWx3 in [0, 1]."""
+def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """read_pixels as float32 RGB in [0, 1]: (array HxWx3, notes)."""
+    pixels, notes = read_pixels(path, max_pixels)
+    return to_float(pixels), notes
+
+
+def _to_rgb(image, notes):
+    """PIL image of any mode -> uint8 HxWx3, or float32 HxWx3 in [0, 1] for 16-bit and float modes."""
     mode = image.mode
     if mode in _SIXTEEN_BIT_MODES or mode == 'I':
         gray = np.asarray(image, dtype=np.float64)
@@ -80,14 +87,30 @@ def _to_rgb_float(image, notes):
         notes.append('alpha channel dropped')
     if mode != 'RGB':
         image = image.convert('RGBA' if mode == 'P' else mode).convert('RGB')
-    return np.asarray(image, dtype=np.float32) / 255.0
+    return np.asarray(image, dtype=np.uint8)
 
 
-def normalise(image):
-    """Per-image min-max stretch of spec 2.1: min over all pixels and channels -> 0, max -> 1."""
-    image = np.asarray(image, dtype=np.float32)
-    low, high = image.min(), image.max()
-    return ((image - low) / max(high - low, NORMALISE_FLOOR)).astype(np.float32)
+def to_float(pixels):
+    """Pixels as float32 in [0, 1]: uint8 divided by 255, anything else cast (read_image's values)."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    return np.asarray(pixels, dtype=np.float32)
+
+
+def normalisation(image):
+    """(low, span) of spec 2.1's stretch for an image (uint8 pixels or floats in [0, 1]): its
+    minimum over all pixels and channels and max(max - min, 0.001), as to_float's values."""
+    low, high = to_float(np.asarray(image.min())), to_float(np.asarray(image.max()))
+    return low, max(high - low, NORMALISE_FLOOR)
+
+
+def normalise(image, statistics=None):
+    """Per-image min-max stretch of spec 2.1: min over all pixels and channels -> 0, max -> 1.
+    `statistics`, normalisation() of the whole image, stretches a part of it (a tile) exactly as
+    the whole; uint8 pixels are read as to_float does."""
+    image = np.asarray(image)
+    low, span = normalisation(image) if statistics is None else statistics
+    return ((to_float(image) - low) / span).astype(np.float32)
 
 
 def load_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):

@@ -24,23 +24,15 @@ import numpy as np
 
 import brightness
 import data
+import pipeline
 import synthetic
 import utils
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
-from constants import DEFAULT_RATIO, MODES, OUTPUT_SUFFIX, PRECISIONS  # noqa: E402
+from constants import DEFAULT_RATIO, GRAY_TRICK_RADIUS, GRAY_TRICK_SIGMA, MODES, OUTPUT_SUFFIX, PRECISIONS  # noqa: E402
+from pipeline import DEFAULT_TILE_SIZE, TILE_ALIGN, TILE_MARGIN  # noqa: E402,F401
 
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
-GRAY_TRICK_SIGMA = 3.0            # skimage.filters.gaussian(g, 3), truncate 4.0 ...
-GRAY_TRICK_RADIUS = int(4.0 * GRAY_TRICK_SIGMA + 0.5)   # ... -> 25 taps, radius 12
-TILE_ALIGN = 16                   # Restoration_net pools 4 times: tiles start on its 16-px grid
-# Context a tile needs around its core: DecomNet's radius plus the largest radius of what reads its
-# output (restoration 108 > gray-trick Gaussian 12 > adjustment 4) = 121, rounded up to the grid.
-TILE_MARGIN = int(math.ceil((model.RECEPTIVE_RADIUS[model.DECOM_SCOPE] + max(
-    model.RECEPTIVE_RADIUS[model.RESTORATION_SCOPE], GRAY_TRICK_RADIUS,
-    model.RECEPTIVE_RADIUS[model.ADJUST_SCOPE])) / TILE_ALIGN) * TILE_ALIGN)
-DECOM_MARGIN = TILE_ALIGN         # DecomNet alone (ratio estimation) needs 13 px
-DEFAULT_TILE_SIZE = 768           # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
 STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
@@ -78,48 +70,51 @@ def gray_trick_weight(reflectance):
     return tf.minimum(tf.sqrt(2.0 * blurred), 1.0)
 
 
-def relight_outputs(image, reflectance, illumination, restored, ratio):
-    """Spec 7a from the stages [B,H,W,C] and a scalar ratio alpha: {'adjusted': I-hat, 'plain':
-    R-hat * I-hat, 'fusion': I * S + (1 - I) * R-hat * w(R) * I-hat} (w: the gray trick)."""
-    adjusted = model.Illumination_adjust_net(illumination, tf.fill(tf.shape(illumination), ratio))
+def relight_outputs(image, reflectance, illumination, restored, ratio_map, precision='float32'):
+    """Spec 7a from the stages [B,H,W,C] and a ratio map A [B,H,W,1] (alpha per pixel):
+    {'adjusted': I-hat, 'plain': R-hat * I-hat, 'fusion': I * S + (1 - I) * R-hat * w(R) * I-hat}
+    (w: the gray trick). The adjustment net computes in `precision`, the rest in float32."""
+    adjusted = model.in_precision(model.Illumination_adjust_net, precision, illumination, ratio_map)
     enhanced = restored * gray_trick_weight(reflectance) * adjusted
     return {'adjusted': adjusted, 'plain': restored * adjusted,
             'fusion': illumination * image + (1.0 - illumination) * enhanced}
 
 
-def _tiles(length, core, margin):
-    """[(start, stop, core_start, core_stop)] covering 0..length: cores of `core` px (a multiple of
-    the grid) and up to `margin` px of context on each side, every start on the grid."""
-    spans = []
-    for core_start in range(0, length, core):
-        core_stop = min(core_start + core, length)
-        spans.append((max(0, core_start - margin), min(length, core_stop + margin), core_start, core_stop))
-    return spans
+def as_exposure(ratio):
+    """An Exposure for a fixed ratio (a number), or the Exposure itself."""
+    if isinstance(ratio, brightness.Exposure):
+        return ratio
+    check_ratio(ratio)
+    return brightness.Exposure(ratio, 'fixed')
 
 
 class KinD:
     """The three nets in one graph and one session, restored once; enhance any number of images.
 
-    `tile_size` is the core side of a tile (a multiple of 16): images with more than tile_size^2
-    pixels run tile by tile with overlapping margins (128 px), so memory stays bounded and the
-    stitched result equals the untiled one. None or 0 disables tiling.
+    `precision` ('float32', 'bfloat16' or 'auto': utils.resolve_precision) is the nets' compute
+    type for everything this object computes. `tile_size` is the core side of a tile (a multiple
+    of 16): images with more than tile_size^2 pixels run tile by tile with 128-px margins
+    (pipeline.tile_grid), so memory stays bounded and the stitched result equals the untiled one.
+    None or 0 disables tiling. Every output is decompose (R, I, R-hat) then relight (the
+    adjustment net at the exposure, and the fusion), tile by tile: a relight of stored stages and
+    a full pass are the same computation.
     """
 
-    def __init__(self, checkpoint_dir='./checkpoint', tile_size=DEFAULT_TILE_SIZE, precision='float32'):
-        if precision not in PRECISIONS:
-            raise utils.UserError('precision must be one of %s, got %r' % (', '.join(PRECISIONS), precision))
+    def __init__(self, checkpoint_dir='./checkpoint', tile_size=DEFAULT_TILE_SIZE, precision='auto'):
+        self.precision = utils.resolve_precision(precision)
         if tile_size and tile_size % TILE_ALIGN:
             raise utils.UserError('--tile_size must be a multiple of %d, got %d' % (TILE_ALIGN, tile_size))
         self.tile_size = tile_size
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
-            self.ratio = tf.placeholder(tf.float32, [], name='ratio')
-            reflectance, illumination = model.DecomNet_simple(self.image)
-            restored = model.Restoration_net(reflectance, illumination)
-            self.outputs = dict(relight_outputs(self.image, reflectance, illumination, restored, self.ratio),
+            self.ratio_map = tf.placeholder(tf.float32, [1, None, None, 1], name='ratio_map')
+            reflectance, illumination = model.in_precision(model.DecomNet_simple, self.precision, self.image)
+            restored = model.in_precision(model.Restoration_net, self.precision, reflectance, illumination)
+            self.outputs = dict(relight_outputs(self.image, reflectance, illumination, restored, self.ratio_map,
+                                                self.precision),
                                 reflectance=reflectance, illumination=illumination, restored=restored)
-            self.session = tf.Session(config=session_config(precision))
+            self.session = tf.Session()
             self.checkpoints = {
                 scope: utils.restore_net(self.session, model.net_variables(scope),
                                          os.path.join(checkpoint_dir, folder), scope)
@@ -131,30 +126,76 @@ class KinD:
     def close(self):
         self.session.close()
 
-    def _run(self, outputs, image, margin, ratio=DEFAULT_RATIO, given=None):
-        """Evaluate the named outputs on a normalised HxWx3 image in one pass, whole or tile by
-        tile: {name: array [H,W,C]}. `given` ({name: full-size array} of other outputs, computed
-        before) is fed instead of recomputed."""
-        height, width = image.shape[:2]
-        tensors = {name: self.outputs[name] for name in outputs}
-        inputs = {self.image: image}
-        inputs.update({self.outputs[name]: array for name, array in (given or {}).items()})
-        feed = {self.ratio: ratio}
-        if not self.tile_size or height * width <= self.tile_size ** 2:
-            feed.update({tensor: array[None] for tensor, array in inputs.items()})
-            return {name: array[0] for name, array in self.session.run(tensors, feed).items()}
-        results = {name: np.empty((height, width, tensor.shape[-1]), np.float32) for name, tensor in tensors.items()}
-        for top, bottom, core_top, core_bottom in _tiles(height, self.tile_size, margin):
-            for left, right, core_left, core_right in _tiles(width, self.tile_size, margin):
-                feed.update({tensor: array[None, top:bottom, left:right] for tensor, array in inputs.items()})
-                for name, tile in self.session.run(tensors, feed).items():
-                    results[name][core_top:core_bottom, core_left:core_right] = \
-                        tile[0, core_top - top:core_bottom - top, core_left - left:core_right - left]
-        return results
+    # --- the two per-tile steps (pipeline's `nets`) -------------------------------------------------
+
+    def _fetch(self, names, feed):
+        return {name: array[0] for name, array in self.session.run(
+            {name: self.outputs[name] for name in names}, feed).items()}
+
+    def decompose_tile(self, image):
+        """{'reflectance': R [h,w,3], 'illumination': I [h,w,1], 'restored': R-hat [h,w,3]} of one
+        normalised tile [h,w,3], whole."""
+        return self._fetch(METERED_STAGES, {self.image: image[None]})
+
+    def relight_tile(self, image, stages, ratio_map, mode, names=None):
+        """The `mode` output [h,w,3] of one tile from its stages and ratio map [h,w,1] (or the named
+        outputs, as a dict): only the adjustment net and the fusion run."""
+        feed = {self.image: image[None], self.ratio_map: ratio_map[None]}
+        feed.update({self.outputs[name]: array[None] for name, array in stages.items()})
+        fetched = self._fetch(names or (mode,), feed)
+        return fetched if names else fetched[mode]
+
+    # --- whole images ------------------------------------------------------------------------------
+
+    def decompose(self, image):
+        """Everything an output needs besides the exposure, for a normalised image [H,W,3]:
+        {'reflectance': R [H,W,3], 'illumination': I [H,W,1], 'restored': R-hat [H,W,3]}."""
+        return pipeline.decompose(self, np.asarray(image, np.float32), self.tile_size, TILE_MARGIN)
+
+    def relight(self, image, stages, ratio, mode='fusion'):
+        """The `mode` output (float32 [H,W,3]) at `ratio` (a number or a brightness.Exposure) from
+        decompose()'s stages: only the adjustment net and the fusion run (about 1/8 of a pass)."""
+        check_mode(mode)
+        return pipeline.relight(self, np.asarray(image, np.float32), stages, as_exposure(ratio), mode,
+                                self.tile_size, TILE_MARGIN)
+
+    def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
+        """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1) at `ratio`
+        (a number or a brightness.Exposure): decompose then relight, tile by tile."""
+        check_mode(mode)
+        exposure = as_exposure(ratio)
+        image = np.asarray(image, np.float32)
+        output = np.empty(image.shape[:2] + (3,), np.float32)
+        for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
+                pipeline.tile_grid(*image.shape[:2], self.tile_size, TILE_MARGIN):
+            tile = image[top:bottom, left:right]
+            stages = self.decompose_tile(tile)
+            ratio_map = exposure.ratio_map(stages['illumination'], (top, bottom), (left, right), image.shape[:2])
+            output[core_top:core_bottom, core_left:core_right] = self.relight_tile(tile, stages, ratio_map, mode)[
+                core_top - top:core_bottom - top, core_left - left:core_right - left]
+        return output
+
+    def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None):
+        """(saved output uint8 [H,W,3], exposure) of a photo's pixels (data.read_pixels) at `ratio`: a
+        number, a brightness.Exposure or 'auto' (metered, brightness.choose_exposure). Streamed
+        tile by tile: memory beyond the pixels and the output is bounded by the tile size."""
+        check_mode(mode)
+        stages = None
+        if isinstance(ratio, str) and ratio == 'auto':
+            exposure, stages = self.meter(pixels, mode)
+        else:
+            exposure = as_exposure(ratio)
+        output = pipeline.enhance(self, pixels, exposure, mode, self.tile_size, TILE_MARGIN, progress, stages)
+        return output, exposure
+
+    def meter(self, pixels, mode='fusion'):
+        """(exposure, stages or None) of --ratio auto for a photo's pixels: pipeline.meter."""
+        check_mode(mode)
+        return pipeline.meter(self, pixels, mode, self.tile_size, TILE_MARGIN, self.brightness_fit())
 
     def illumination(self, image):
         """The decomposed illumination I [H,W,1] of a normalised image."""
-        return self._run(('illumination',), image, DECOM_MARGIN)['illumination']
+        return self.stages(image, names=('illumination',))['illumination']
 
     def ground_truth_ratio(self, image_low, image_high):
         """alpha of spec 7b from the decomposed pair (utils.ground_truth_ratio)."""
@@ -173,84 +214,42 @@ class KinD:
             self._auto_ratio_fit = fit
         return self._auto_ratio_fit
 
-    def decompose(self, image):
-        """Everything an output needs besides alpha, for a normalised image [H,W,3]: {'reflectance':
-        R [H,W,3], 'illumination': I [H,W,1], 'restored': R-hat [H,W,3]} (one full pass)."""
-        return self._run(METERED_STAGES, np.asarray(image, np.float32), TILE_MARGIN)
-
-    def relight(self, image, stages, ratio, mode='fusion'):
-        """The `mode` output at `ratio` from decompose()'s stages: only the adjustment net and the
-        fusion run (about 1/8 of a full pass)."""
-        if mode not in MODES:
-            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-        check_ratio(ratio)
-        return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio, stages)[mode]
-
     def adjust(self, image, stages, ratio):
-        """The adjusted illumination I-hat [H,W,1] at `ratio` of a normalised HxWx3 image, from its
-        decompose() stages: the adjustment net alone, on the stored I (the image sets the tiling)."""
-        check_ratio(ratio)
-        return self._run(('adjusted',), np.asarray(image, np.float32), TILE_MARGIN, ratio,
-                         {'illumination': stages['illumination']})['adjusted']
+        """The adjusted illumination I-hat [H,W,1] at `ratio` of a normalised HxWx3 image from its
+        decompose() stages: the adjustment net alone, on the stored I."""
+        return self.stages(image, ratio, ('adjusted',), stages)['adjusted']
 
-    def auto_ratio(self, image, raw, stages, mode='fusion'):
-        """alpha for --ratio auto (no ground truth) from the normalised image, its raw RGB in [0, 1]
-        (data.read_image) and decompose()'s stages: brightness.choose_ratio with this KinD's
-        outputs on a copy box-downscaled to at most brightness.METER_MAX_PIXELS."""
-        if mode not in MODES:
-            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-        factor = brightness.metering_factor(*image.shape[:2])
-        feed = {self.outputs[name]: brightness.box_downscale(array, factor)[None]
-                for name, array in stages.items()}
-        feed[self.image] = brightness.box_downscale(np.asarray(image, np.float32), factor)[None]
-
-        def render(alpha):
-            feed[self.ratio] = alpha
-            return self.session.run(self.outputs[mode], feed)[0]
-
-        return brightness.choose_ratio(raw, render, self.brightness_fit())
-
-    def enhance_auto(self, image, raw, mode='fusion'):
-        """(enhanced image, alpha) without ground truth: decompose, auto_ratio, relight."""
-        stages = self.decompose(image)
-        alpha = self.auto_ratio(image, raw, stages, mode)
-        return self.relight(image, stages, alpha, mode), alpha
-
-    def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES):
-        """The nets' outputs for a normalised image, in one pass: of STAGES, reflectance R and
-        illumination I (DecomNet), restored R̂ (Restoration_net), adjusted Î for `ratio`."""
-        check_ratio(ratio)
+    def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES, given=None):
+        """The nets' outputs for a normalised image, tile by tile: of STAGES, reflectance R and
+        illumination I (DecomNet), restored R-hat (Restoration_net), adjusted I-hat at `ratio`;
+        `given` ({name: whole array} of decompose's stages) are used instead of recomputed."""
         unknown = set(names) - set(STAGES)
         if unknown:
             raise utils.UserError('stages are %s, got %s' % (', '.join(STAGES), ', '.join(sorted(unknown))))
-        return self._run(names, np.asarray(image, np.float32), TILE_MARGIN, ratio)
+        exposure = as_exposure(ratio)
+        image = np.asarray(image, np.float32)
+        results = {}
+        for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
+                pipeline.tile_grid(*image.shape[:2], self.tile_size, TILE_MARGIN):
+            tile = image[top:bottom, left:right]
+            stages = ({name: array[top:bottom, left:right] for name, array in given.items()} if given
+                      else self.decompose_tile(tile))
+            fetched = dict(stages)
+            if 'adjusted' in names:
+                ratio_map = exposure.ratio_map(stages['illumination'], (top, bottom), (left, right), image.shape[:2])
+                fetched.update(self.relight_tile(tile, {'illumination': stages['illumination']}, ratio_map, None,
+                                                 ('adjusted',)))
+            for name in names:
+                if name not in results:
+                    results[name] = np.empty(image.shape[:2] + fetched[name].shape[2:], np.float32)
+                results[name][core_top:core_bottom, core_left:core_right] = \
+                    fetched[name][core_top - top:core_bottom - top, core_left - left:core_right - left]
+        return results
 
-    def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
-        """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1)."""
-        if mode not in MODES:
-            raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-        check_ratio(ratio)
-        return self._run((mode,), np.asarray(image, np.float32), TILE_MARGIN, ratio)[mode]
 
-
-def resolve_precision(precision, flags=None):
-    """'auto' -> 'bfloat16' where the CPU computes bf16 natively (AVX512-BF16 or AMX), else
-    'float32' (bf16 emulated on AVX2 is slower than float32); other values unchanged."""
-    if precision != 'auto':
-        return precision
-    flags = utils.cpu_flags() if flags is None else flags
-    return 'bfloat16' if flags & set(utils.NATIVE_BF16_FLAGS) else 'float32'
-
-
-def session_config(precision):
-    """TF session options. bfloat16 turns on oneDNN's automatic mixed precision (the nets' convs in
-    bf16 on CPUs with AVX512-BF16/AMX); float32 keeps TF's defaults."""
-    config = tf.ConfigProto()
-    if precision == 'bfloat16':
-        from tensorflow.core.protobuf import rewriter_config_pb2
-        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
-            rewriter_config_pb2.RewriterConfig.ON
-    return config
+def check_mode(mode):
+    if mode not in MODES:
+        raise utils.UserError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
 
 
 def check_ratio(ratio):
@@ -261,11 +260,12 @@ def check_ratio(ratio):
 _CACHED = {}
 
 
-def enhance(image, ratio=DEFAULT_RATIO, mode='fusion', checkpoint_dir='./checkpoint'):
-    """Enhance one normalised image (see data.load_image); the graph is built once per folder."""
-    key = os.path.abspath(checkpoint_dir)
+def enhance(image, ratio=DEFAULT_RATIO, mode='fusion', checkpoint_dir='./checkpoint', precision='auto'):
+    """Enhance one normalised image (see data.load_image); the graph is built once per folder and
+    precision."""
+    key = (os.path.abspath(checkpoint_dir), utils.resolve_precision(precision))
     if key not in _CACHED:
-        _CACHED[key] = KinD(checkpoint_dir)
+        _CACHED[key] = KinD(checkpoint_dir, precision=precision)
     return _CACHED[key].enhance(image, ratio, mode)
 
 
@@ -327,10 +327,11 @@ def build_parser():
                              'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
                              'Default: plain with a ground-truth ratio, fusion otherwise')
     parser.add_argument('--precision', choices=PRECISIONS + ('auto',), default=None,
-                        help='float32; bfloat16 (oneDNN automatic mixed precision, the fast path on CPUs '
-                             'with AVX512-BF16 or AMX); or auto: bfloat16 where the CPU has it natively, '
-                             'else float32. Default: auto; float32 with a ground-truth ratio (the '
-                             'authors\' pipeline)')
+                        help='the nets\' compute type: float32; bfloat16 (the fast path on CPUs with '
+                             'AVX512-BF16 or AMX; the normalisation and the fusion stay float32); or auto: '
+                             '$KIND_PRECISION where set, else bfloat16 where the CPU has it natively, else '
+                             'float32. Default: auto; float32 with --high (scores reproduce the authors\' float32 '
+                             'pipeline on any CPU)')
     parser.add_argument('--checkpoint_dir', default='./checkpoint',
                         help='folder holding decom_net_train/, Restoration_net_train/ and '
                              'illumination_adjust_net_train/ (default: %(default)s)')
@@ -400,20 +401,19 @@ def write_ratio_table(path, rows):
 
 
 def _read(path, high_dir, max_pixels):
-    """Background job: the raw and normalised input, its notes, and the normalised and uint8 ground
-    truth."""
-    raw, notes = data.read_image(path, max_pixels)
-    image = data.normalise(raw)
+    """Background job: the input's pixels (data.read_pixels), its notes, and the ground truth's
+    pixels (or None)."""
+    pixels, notes = data.read_pixels(path, max_pixels)
     if high_dir is None:
-        return raw, image, notes, None, None
+        return pixels, notes, None
     high_path = os.path.join(high_dir, os.path.basename(path))
     if not os.path.isfile(high_path):
         raise data.ImageError(path, 'no ground truth %s' % high_path)
-    high_raw = data.read_image(high_path, max_pixels)[0]
-    if high_raw.shape != raw.shape:
+    high = data.read_pixels(high_path, max_pixels)[0]
+    if high.shape != pixels.shape:
         raise data.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
-            high_path, high_raw.shape[1], high_raw.shape[0], raw.shape[1], raw.shape[0]))
-    return raw, image, notes, data.normalise(high_raw), utils.quantise(high_raw)
+            high_path, high.shape[1], high.shape[0], pixels.shape[1], pixels.shape[0]))
+    return pixels, notes, high
 
 
 def run(args):
@@ -436,8 +436,10 @@ def run(args):
         ratio_source = 'auto' if args.ratio == 'auto' else 'fixed'
     ratio = args.ratio if isinstance(args.ratio, float) else DEFAULT_RATIO
     mode = args.mode or ('plain' if ratio_source == 'ground truth' else 'fusion')
-    # The LOL protocol reproduces the authors' float32 pipeline; photos take the fast path.
-    precision = resolve_precision(args.precision or ('float32' if ratio_source == 'ground truth' else 'auto'))
+    # Scoring against ground truth reproduces the authors' float32 pipeline on every CPU; photos
+    # take the CPU's fast path.
+    precision_flag = args.precision or ('float32' if args.high is not None else 'auto')
+    precision = utils.resolve_precision(precision_flag)
 
     images, skipped = list_inputs(args.input)
     for path, reason in skipped:
@@ -455,7 +457,8 @@ def run(args):
 
     kind = KinD(args.checkpoint_dir, tile_size=args.tile_size, precision=precision)
     print('mode %s, ratio %s, precision %s; weights: %s' % (
-        mode, RATIO_SOURCES.get(ratio_source, ratio), precision, ', '.join(kind.checkpoints.values())))
+        mode, RATIO_SOURCES.get(ratio_source, ratio), utils.describe_precision(precision_flag),
+        ', '.join(kind.checkpoints.values())))
     inputs = {os.path.realpath(p) for p in images}
     taken, rows, failures, notes_said, ratio_rows = set(), [], [], set(), []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -466,16 +469,17 @@ def run(args):
             if index + 2 < len(images):
                 reads.append(pool.submit(_read, images[index + 2], args.high, args.max_image_pixels))
             try:
-                raw, image, notes, high, high_uint8 = reads[index].result()
+                pixels, notes, high = reads[index].result()
                 for note in notes:
                     if note not in notes_said:
                         notes_said.add(note)
                         _say(iterator, 'note: %s: %s (said once)' % (path, note))
-                if ratio_source == 'auto':
-                    output, alpha = kind.enhance_auto(image, raw, mode)
+                if ratio_source == 'ground truth':
+                    chosen = kind.ground_truth_ratio(data.normalise(pixels), data.normalise(high))
                 else:
-                    alpha = kind.ground_truth_ratio(image, high) if ratio_source == 'ground truth' else ratio
-                    output = kind.enhance(image, alpha, mode)
+                    chosen = 'auto' if ratio_source == 'auto' else ratio
+                written, exposure = kind.enhance_pixels(pixels, chosen, mode)
+                alpha = exposure.alpha
             except utils.UserError as error:
                 failures.append(str(error))
                 _say(iterator, 'failed: %s' % error)
@@ -485,14 +489,14 @@ def run(args):
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
-            written = data.to_uint8(output)
             writes.append((path, destination, pool.submit(data.save_image, destination, written)))
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
-                               ratio_source, mode, '%.4f' % raw.mean(), '%.4f' % (written.mean() / 255.0),
+                               ratio_source, mode, '%.4f' % data.to_float(pixels).mean(), '%.4f' % (written.mean() / 255.0),
                                'ok'))
-            if high_uint8 is not None:
-                rows.append((os.path.basename(path), alpha, utils.psnr(high_uint8, written),
-                             utils.ssim_metric(high_uint8, written)))
+            if high is not None:
+                truth = high if high.dtype == np.uint8 else utils.quantise(high)
+                rows.append((os.path.basename(path), alpha, utils.psnr(truth, written),
+                             utils.ssim_metric(truth, written)))
         for path, destination, job in writes:
             try:
                 job.result()
@@ -501,7 +505,7 @@ def run(args):
                 print('failed: %s' % failures[-1])
     table = _free_path(args.output, RATIO_TABLE, '.csv', inputs, taken, args.overwrite)
     write_ratio_table(table, ratio_rows)
-    print_table(rows, mode, ratio_source, ratio, precision)
+    print_table(rows, mode, ratio_source, ratio, utils.describe_precision(precision_flag))
     written = len(images) - len(failures)
     print('%d of %d images enhanced into %s/ (alpha per image: %s)' % (
         written, len(images), args.output.rstrip('/'), os.path.basename(table)))

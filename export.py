@@ -33,7 +33,10 @@ import brightness  # noqa: E402
 import evaluate  # noqa: E402
 import model  # noqa: E402
 
-SIGNATURES = ('serving_default', 'enhance_float', 'stages', 'relight')
+WHOLE_SIGNATURES = ('serving_default', 'enhance_float', 'stages', 'relight')   # float32, whole images
+TILE_SIGNATURES = ('decompose', 'relight_map')   # per tile, one pair per precision (tile_signature)
+SIGNATURES = WHOLE_SIGNATURES + tuple(name + suffix for name in TILE_SIGNATURES
+                                      for suffix in ('', '_bfloat16'))
 UINT8_MAX = 255.0
 
 
@@ -48,9 +51,16 @@ def to_uint8(image):
     return tf.cast(tf.clip_by_value(image * UINT8_MAX, 0.0, UINT8_MAX), tf.uint8)
 
 
+def tile_signature(name, precision):
+    """A per-tile signature's name: 'decompose' or 'relight_map', suffixed with _bfloat16 for that
+    precision (what pipeline.py and beam_enhance.py call)."""
+    return name if precision == 'float32' else '%s_%s' % (name, precision)
+
+
 def relight(normalised, reflectance, illumination, restored, alpha):
     """Both modes' outputs [B,H,W,3] from the stages [B,H,W,C] and a scalar alpha (as evaluate.KinD)."""
-    outputs = evaluate.relight_outputs(normalised, reflectance, illumination, restored, alpha)
+    outputs = evaluate.relight_outputs(normalised, reflectance, illumination, restored,
+                                       tf.fill(tf.shape(illumination), alpha))
     return {mode: outputs[mode] for mode in evaluate.MODES}
 
 
@@ -91,7 +101,27 @@ def build_signatures():
              'restored': tf.placeholder(tf.float32, [None, None, 3], name='restored')}
     outputs = relight(alpha=alpha, **{key: value[None] for key, value in given.items()})
     signatures['relight'] = (dict(given, alpha=alpha), with_uint8(outputs))
+    for precision in evaluate.PRECISIONS:
+        signatures.update(build_tile_signatures(precision))
     return signatures
+
+
+def build_tile_signatures(precision):
+    """{name: (inputs, outputs)} of the two per-tile steps of evaluate.KinD in `precision`, the
+    normalisation left to the caller (pipeline.py): decompose (normalised [h,w,3] -> reflectance,
+    illumination, restored) and relight_map (those, normalised and ratio_map [h,w,1] -> fusion,
+    plain float32 [h,w,3])."""
+    normalised = tf.placeholder(tf.float32, [None, None, 3], name='normalised_' + precision)
+    reflectance, illumination = model.in_precision(model.DecomNet_simple, precision, normalised[None])
+    restored = model.in_precision(model.Restoration_net, precision, reflectance, illumination)
+    decomposed = {'reflectance': reflectance[0], 'illumination': illumination[0], 'restored': restored[0]}
+    given = {name: tf.placeholder(tf.float32, [None, None, channels], name='%s_%s' % (name, precision))
+             for name, channels in (('normalised', 3), ('reflectance', 3), ('illumination', 1), ('restored', 3),
+                                    ('ratio_map', 1))}
+    outputs = evaluate.relight_outputs(*[given[name][None] for name in (
+        'normalised', 'reflectance', 'illumination', 'restored', 'ratio_map')], precision)
+    return {tile_signature('decompose', precision): ({'normalised': normalised}, decomposed),
+            tile_signature('relight_map', precision): (given, {mode: outputs[mode][0] for mode in evaluate.MODES})}
 
 
 def restore_weights(session, checkpoint_dir):

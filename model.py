@@ -7,7 +7,7 @@ high image) shares one set of variables whose names never get ``_1`` suffixes.
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
-from constants import LEAKY_SLOPE, PRECISIONS
+from constants import LEAKY_SLOPE, PRECISIONS, RECEPTIVE_RADIUS  # noqa: F401 (model.RECEPTIVE_RADIUS)
 
 DECOM_SCOPE = 'DecomNet'
 RESTORATION_SCOPE = 'Restoration_net'
@@ -44,6 +44,12 @@ def _pool(x):
     return slim.max_pool2d(x, [2, 2], stride=2, padding='SAME')
 
 
+def _output(logits):
+    """The sigmoid that ends each net, computed in float32 whatever the net's precision: a bfloat16
+    output in [0, 1] would carry only 8 significant bits (up to 1 level of 255 near white)."""
+    return tf.sigmoid(tf.cast(logits, tf.float32))
+
+
 def DecomNet_simple(input_image):
     """Retinex decomposition S -> (R, I): reflectance [B,H,W,3] and illumination [B,H,W,1]."""
     with tf.variable_scope(DECOM_SCOPE, reuse=tf.AUTO_REUSE):
@@ -55,11 +61,11 @@ def DecomNet_simple(input_image):
         up9 = upsample_and_concat(conv8, conv1, 32, 64, 'g_up_2')
         conv9 = _conv(up9, 32, 'g_conv9_1')
         # The authors' output convs are 1x1 (paper: 3x3; spec quirk Q10).
-        reflectance = tf.sigmoid(_conv(conv9, 3, 'g_conv10', kernel=1, activation=None))
+        reflectance = _output(_conv(conv9, 3, 'g_conv10', kernel=1, activation=None))
 
         l_conv2 = _conv(conv1, 32, 'l_conv1_2')
         l_conv3 = tf.concat([l_conv2, conv9], 3)
-        illumination = tf.sigmoid(_conv(l_conv3, 1, 'l_conv1_4', kernel=1, activation=None))
+        illumination = _output(_conv(l_conv3, 1, 'l_conv1_4', kernel=1, activation=None))
     return reflectance, illumination
 
 
@@ -78,7 +84,7 @@ def Restoration_net(input_r, input_i):
             x = upsample_and_concat(x, skips[9 - level], channels, channels * 2, 'up_%d' % level)
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
-        return tf.sigmoid(_conv(x, 3, 'de_conv10', activation=None))
+        return _output(_conv(x, 3, 'de_conv10', activation=None))
 
 
 def Illumination_adjust_net(input_i, input_ratio):
@@ -88,7 +94,7 @@ def Illumination_adjust_net(input_i, input_ratio):
         for index in range(1, 4):
             x = _conv(x, 32, 'en_conv_%d' % index)
         # The last conv keeps the lrelu before the sigmoid, as the authors' code (spec Q9).
-        return tf.sigmoid(_conv(x, 1, 'en_conv_4'))
+        return _output(_conv(x, 1, 'en_conv_4'))
 
 
 def _float32_variables(getter, *args, **kwargs):
@@ -125,11 +131,3 @@ def net_variables(scope):
 def parameter_count(scope):
     """Number of scalar parameters in the variables of one net of the default graph."""
     return sum(v.shape.num_elements() for v in net_variables(scope))
-
-
-# Receptive-field radius of each net in input pixels: the farthest an input pixel can be from an
-# output pixel and still change it. Interval arithmetic over the layer lists above (3x3 conv: +1
-# step at its stride; 2x2/s2 pool and deconv: +1 step at the finer stride, on one side only) gives
-# 13, 108 and 4; tests/test_model.py checks each by perturbing single pixels. Tiled inference
-# uses them to size the margins that make stitched output equal the untiled one.
-RECEPTIVE_RADIUS = {DECOM_SCOPE: 13, RESTORATION_SCOPE: 108, ADJUST_SCOPE: 4}

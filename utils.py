@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from constants import RATIO_EPSILON
+from constants import PRECISIONS, RATIO_EPSILON
 
 
 class UserError(Exception):
@@ -72,6 +72,40 @@ def native_bfloat16():
     """True where bfloat16 arithmetic is native: a visible GPU, or a CPU with AVX512-BF16 or AMX.
     Elsewhere TensorFlow emulates bfloat16, slower than float32."""
     return bool(cpu_flags() & set(NATIVE_BF16_FLAGS)) or bool(import_tensorflow().config.list_physical_devices('GPU'))
+
+
+PRECISION_VARIABLE = 'KIND_PRECISION'   # float32 or bfloat16: what every `auto` precision resolves to
+
+
+def forced_precision():
+    """$KIND_PRECISION where it names a precision (it forces every `auto` choice: CLI, page, Beam,
+    KinD(), the test suite), else None; any other value is a UserError."""
+    value = os.environ.get(PRECISION_VARIABLE, '').strip()
+    if not value:
+        return None
+    if value not in PRECISIONS:
+        raise UserError('$%s must be one of %s, got %r' % (PRECISION_VARIABLE, ', '.join(PRECISIONS), value))
+    return value
+
+
+def resolve_precision(precision, flags=None):
+    """The nets' compute type for a --precision value: 'auto' -> $KIND_PRECISION where set, else
+    'bfloat16' where the CPU computes it natively (AVX512-BF16 or AMX; emulated bfloat16 on AVX2 is
+    slower than float32), else 'float32'; 'float32' and 'bfloat16' as they are."""
+    if precision in PRECISIONS:
+        return precision
+    if precision != 'auto':
+        raise UserError('precision must be one of %s or auto, got %r' % (', '.join(PRECISIONS), precision))
+    flags = cpu_flags() if flags is None else flags
+    return forced_precision() or ('bfloat16' if flags & set(NATIVE_BF16_FLAGS) else 'float32')
+
+
+def describe_precision(precision):
+    """resolve_precision's answer for a --precision value, saying where an `auto` one came from."""
+    resolved = resolve_precision(precision)
+    if precision != 'auto':
+        return resolved
+    return '%s (auto: %s)' % (resolved, 'set by $%s' % PRECISION_VARIABLE if forced_precision() else 'this CPU')
 
 
 def atomic_write(path, write):

@@ -34,7 +34,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     eval15 = os.path.join(args.data_dir, 'eval15')
     pairs = data.find_pairs(os.path.join(eval15, 'low'), os.path.join(eval15, 'high'))
-    kind = evaluate.KinD(args.checkpoint_dir)
+    kind = evaluate.KinD(args.checkpoint_dir, precision='float32')   # as evaluate.py --high
     print('| image | %s |' % ' | '.join(COLUMNS))
     print('|---' * (len(COLUMNS) + 1) + '|')
     rows = []

@@ -44,7 +44,7 @@ def main(argv=None):
     import skimage.data
     from PIL import Image
 
-    kind = evaluate.KinD(args.checkpoint_dir)
+    kind = evaluate.KinD(args.checkpoint_dir, precision='float32')   # as evaluate.py --high
     rows, labels = [], []
     eval15 = os.path.join(args.data_dir, 'eval15')
     for name in EVAL15_NAMES:

@@ -67,7 +67,8 @@ def test_slider_is_log_alpha_from_half_to_twenty():
 def test_preview_bounds_the_longest_side():
     raw = np.random.default_rng(0).random((900, 1500, 3)).astype(np.float32)
     small = app.preview(raw)
-    assert small.shape == (600, 1000, 3) and small.dtype == np.float32
+    assert small.shape == (595, 991, 3) and small.dtype == np.float32      # one tile: 595 x 991 <= 768^2
+    assert small.shape[0] * small.shape[1] <= app.PREVIEW_PIXELS == evaluate.DEFAULT_TILE_SIZE ** 2
     assert abs(small.mean() - raw.mean()) < 1e-3 and small.min() >= 0 and small.max() <= 1
     small_enough = raw[:400, :600]
     assert app.preview(small_enough) is small_enough
@@ -82,7 +83,7 @@ def test_relight_and_auto_alpha_equal_evaluate(relighter, tmp_path):
     for mode in evaluate.MODES:
         np.testing.assert_allclose(relighter.relight(photo, 3.0, mode), relighter.kind.enhance(image, 3.0, mode),
                                    atol=1e-5)
-    assert photo.auto_alpha == pytest.approx(relighter.kind.enhance_auto(image, raw)[1], rel=1e-6)
+    assert photo.auto_alpha == relighter.kind.enhance_pixels(data.read_pixels(path)[0], 'auto')[1].alpha
     panels = relighter.decomposition(photo, 3.0)
     assert [label for _, label in panels] == [label for _, label in app.STAGE_LABELS]
     stages = relighter.kind.stages(image, 3.0)

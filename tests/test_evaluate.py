@@ -9,6 +9,7 @@ from PIL import Image
 import brightness
 import data
 import evaluate
+import pipeline
 import utils
 from conftest import write_pairs
 
@@ -50,9 +51,7 @@ def test_folder_with_ground_truth_prints_metrics_of_the_written_files(
     assert status == 0
     assert utils.METRIC_PROTOCOL in out
     assert 'mode %s, ratio %s' % (mode, ratio_text) in out
-    # the LOL protocol runs the authors' float32 pipeline; photos the CPU's fast path
-    precision = 'float32' if not extra else evaluate.resolve_precision('auto')
-    assert 'precision %s' % precision in out
+    assert 'precision float32' in out       # scored against ground truth: the authors' float32 on any CPU
     rows = table_rows(out)
     assert sorted(rows) == ['1.png', '2.png', '3.png']
     assert sorted(os.listdir(output)) == ['1_kindle.png', '2_kindle.png', '3_kindle.png', 'kindle_ratios.csv']
@@ -88,7 +87,7 @@ def test_single_file_input_and_enhance_function(random_checkpoints, pairs, tmp_p
                              '--checkpoint_dir', random_checkpoints, '--no_progress')
     assert status == 0 and sorted(os.listdir(tmp_path)) == ['3_kindle.png', 'kindle_ratios.csv']
     written = np.asarray(Image.open(tmp_path / '3_kindle.png'))
-    expected = evaluate.enhance(data.load_image(path), checkpoint_dir=random_checkpoints)
+    expected = evaluate.enhance(data.load_image(path), checkpoint_dir=random_checkpoints)   # same precision: auto
     np.testing.assert_array_equal(written, data.to_uint8(expected))
 
 
@@ -137,7 +136,7 @@ def test_output_names_never_overwrite(random_checkpoints, tmp_path, capsys):
 
 
 def test_tiles_cover_the_image_on_the_grid():
-    spans = evaluate._tiles(1000, 256, 128)
+    spans = pipeline.spans(1000, 256, 128)
     assert [s[2:] for s in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
     assert all(start % 16 == 0 for start, _, _, _ in spans)
     assert all(core_start - start in (0, 128) and stop - core_stop in (0, 128)
@@ -204,22 +203,23 @@ def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkp
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
     fit_file.write_text(json.dumps(constant_brightness_fit(0.4)))
-    raw = data.read_image(os.path.join(pairs, 'low', '2.png'))[0]
-    image = data.normalise(raw)
+    pixels = data.read_pixels(os.path.join(pairs, 'low', '2.png'))[0]
+    raw, image = data.to_float(pixels), data.normalise(pixels)
     results = {}
     for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
         for mode in evaluate.MODES:
-            output, alpha = kind.enhance_auto(image, raw, mode)
+            output, exposure = kind.enhance_pixels(pixels, 'auto', mode)
             # the metering of full passes at each alpha (enhance) chooses the same alpha
-            expected = brightness.choose_ratio(raw, lambda a: kind.enhance(image, a, mode), kind.brightness_fit())
-            assert alpha == pytest.approx(expected, rel=1e-4)
-            assert brightness.METER_RANGE[0] <= alpha <= brightness.METER_RANGE[1]
-            assert np.abs(output - kind.enhance(image, alpha, mode)).max() < 1e-6
-            results.setdefault(mode, []).append((output, alpha))
+            expected = brightness.choose_ratio(raw, lambda a: kind.enhance(image, a, mode),
+                                               brightness.lol_prediction(kind.brightness_fit(), raw))
+            assert exposure.alpha == pytest.approx(expected, rel=1e-4)
+            assert brightness.METER_RANGE[0] <= exposure.alpha <= brightness.METER_RANGE[1]
+            np.testing.assert_array_equal(output, data.to_uint8(kind.enhance(image, exposure, mode)))
+            results.setdefault(mode, []).append((output, exposure.alpha))
         kind.close()
     for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
-        assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled - whole).max() < 1e-3
+        assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled.astype(int) - whole).max() <= 1
     status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'), '--overwrite')
     assert status == 0 and 'ratio auto (metered' in out
     assert table_rows(out)['2.png'][0] == pytest.approx(results['fusion'][0][1], abs=1e-4)
@@ -246,24 +246,39 @@ def test_the_ratio_table_lists_each_image_and_is_never_overwritten(random_checkp
     assert {r['alpha'] for r in csv.DictReader(open(output / 'kindle_ratios-1.csv'))} == {'3'}
 
 
-def test_box_downscale_averages_blocks():
+def test_box_downscale_averages_blocks_in_bands(monkeypatch):
     array = np.arange(5 * 7 * 2, dtype=np.float32).reshape(5, 7, 2)
-    small = brightness.box_downscale(array, 2)
-    assert small.shape == (2, 3, 2)
+    small = pipeline.box_downscale(array, 2)
+    assert small.shape == (2, 3, 2) and small.dtype == np.float32
     np.testing.assert_allclose(small[1, 2], array[2:4, 4:6].reshape(-1, 2).mean(0))
-    assert brightness.box_downscale(array, 1) is array
+    assert pipeline.box_downscale(array, 1) is array
+    pixels = np.random.default_rng(0).integers(0, 256, (103, 77, 3), dtype=np.uint8)
+    expected = [[pixels[3 * i:3 * i + 3, 3 * j:3 * j + 3].mean(axis=(0, 1)) for j in range(25)] for i in range(34)]
+    monkeypatch.setattr(pipeline, 'BAND_ROWS', 7)                     # several bands, a ragged last one
+    np.testing.assert_allclose(pipeline.box_downscale(pixels, 3), expected, rtol=1e-6)
+    copy, factor = pipeline.metering_copy(np.zeros((1030, 1030, 3), np.uint8))
+    assert factor == 3 and copy.shape == (343, 343, 3) and copy.dtype == np.float32
 
 
-def test_precision_auto_resolves_by_the_cpu_flags(tmp_path):
+def test_precision_auto_resolves_by_the_variable_then_the_cpu_flags(tmp_path, monkeypatch):
     info = tmp_path / 'cpuinfo'
     info.write_text('processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\nbogomips\t: 4000\n')
     assert utils.cpu_flags(str(info)) == {'fpu', 'sse', 'avx2', 'avx512f'}
     assert utils.cpu_flags(str(tmp_path / 'missing')) == set()
-    assert evaluate.resolve_precision('auto', {'avx2', 'avx512f'}) == 'float32'
-    assert evaluate.resolve_precision('auto', {'avx512f', 'avx512_bf16'}) == 'bfloat16'
-    assert evaluate.resolve_precision('auto', {'amx_tile', 'amx_bf16'}) == 'bfloat16'
-    assert evaluate.resolve_precision('float32', {'amx_bf16'}) == 'float32'
-    assert evaluate.resolve_precision('bfloat16', set()) == 'bfloat16'
+    monkeypatch.delenv(utils.PRECISION_VARIABLE, raising=False)
+    assert utils.resolve_precision('auto', {'avx2', 'avx512f'}) == 'float32'
+    assert utils.resolve_precision('auto', {'avx512f', 'avx512_bf16'}) == 'bfloat16'
+    assert utils.resolve_precision('auto', {'amx_tile', 'amx_bf16'}) == 'bfloat16'
+    assert utils.resolve_precision('float32', {'amx_bf16'}) == 'float32'
+    assert utils.resolve_precision('bfloat16', set()) == 'bfloat16'
+    assert utils.describe_precision('float32') == 'float32'
+    monkeypatch.setenv(utils.PRECISION_VARIABLE, 'bfloat16')       # forces every auto choice ...
+    assert utils.resolve_precision('auto', {'avx2'}) == 'bfloat16'
+    assert utils.describe_precision('auto') == 'bfloat16 (auto: set by $KIND_PRECISION)'
+    assert utils.resolve_precision('float32', {'avx2'}) == 'float32'    # ... and no explicit one
+    monkeypatch.setenv(utils.PRECISION_VARIABLE, 'float16')
+    with pytest.raises(utils.UserError, match='KIND_PRECISION must be one of float32, bfloat16'):
+        utils.resolve_precision('auto')
 
 
 @pytest.mark.parametrize('precision', evaluate.PRECISIONS + ('auto',))
@@ -272,6 +287,6 @@ def test_the_precision_flag_is_accepted_and_named(random_checkpoints, pairs, tmp
                              os.path.join(pairs, 'high'), '--output', str(tmp_path), '--ratio', '3',
                              '--checkpoint_dir', random_checkpoints, '--no_progress', '--precision', precision)
     assert status == 0
-    assert 'Pipeline: mode fusion, ratio 3 (fixed), precision %s' % evaluate.resolve_precision(precision) in out
+    assert 'Pipeline: mode fusion, ratio 3 (fixed), precision %s' % utils.describe_precision(precision) in out
     with pytest.raises(SystemExit):
         evaluate.build_parser().parse_args(['--precision', 'float16'])

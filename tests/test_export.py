@@ -22,7 +22,10 @@ from conftest import LOL, ROOT
 CHECKPOINT = os.path.join(ROOT, 'checkpoint')
 EVAL15_IMAGE = os.path.join(LOL, 'eval15', 'low', '1.png')
 ALPHA = 3.0
-MAX_LEVELS = 1   # max |uint8 difference| allowed against evaluate.py
+MAX_LEVELS = 1   # max |uint8 difference| allowed against evaluate.py, float32
+# bfloat16 per-tile signatures against evaluate.KinD in bfloat16: the same nets and casts, run by
+# TF2's function runtime instead of a TF1 session (measured 0 levels here: docs/DEPLOY.md)
+BFLOAT16_MAX_LEVELS = 2
 TFLITE_MAX_LEVELS = 2
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
 
@@ -68,8 +71,8 @@ def dark_image(path, size, seed, mode='RGB'):
 
 
 def reference(kind, path, ratio, mode):
-    """evaluate.py's saved pixels for one image."""
-    return data.to_uint8(kind.enhance(data.normalise(data.read_image(path)[0]), ratio, mode))
+    """evaluate.py's saved pixels for one image (in the KinD's precision)."""
+    return kind.enhance_pixels(data.read_pixels(path)[0], ratio, mode)[0]
 
 
 def max_levels(a, b):
@@ -85,10 +88,18 @@ def saved_model(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def kind():
-    model = evaluate.KinD(CHECKPOINT)
-    yield model
-    model.close()
+def kinds():
+    """{precision: evaluate.KinD}."""
+    models = {precision: evaluate.KinD(CHECKPOINT, precision=precision) for precision in evaluate.PRECISIONS}
+    yield models
+    for model in models.values():
+        model.close()
+
+
+@pytest.fixture(scope='module')
+def kind(kinds):
+    """float32, as the SavedModel's whole-image signatures."""
+    return kinds['float32']
 
 
 @pytest.fixture(scope='module')
@@ -112,7 +123,7 @@ def served(saved_model, images, tmp_path_factory):
                 for index, case in enumerate(images)}
 
 
-def test_savedmodel_has_the_four_signatures_and_the_fit(saved_model):
+def test_savedmodel_has_its_signatures_and_the_fit(saved_model):
     from tensorflow.core.protobuf import saved_model_pb2
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(saved_model, 'saved_model.pb'), 'rb') as stream:
@@ -121,6 +132,10 @@ def test_savedmodel_has_the_four_signatures_and_the_fit(saved_model):
     assert sorted(signatures) == sorted(export.SIGNATURES)
     assert sorted(signatures['serving_default'].outputs) == ['fusion', 'fusion_uint8', 'plain', 'plain_uint8']
     assert sorted(signatures['relight'].inputs) == ['alpha', 'illumination', 'normalised', 'reflectance', 'restored']
+    for suffix in ('', '_bfloat16'):
+        assert sorted(signatures['decompose' + suffix].outputs) == ['illumination', 'reflectance', 'restored']
+        assert sorted(signatures['relight_map' + suffix].inputs) == ['illumination', 'normalised', 'ratio_map',
+                                                                     'reflectance', 'restored']
     with open(os.path.join(saved_model, 'assets', brightness.FIT_FILE)) as copied, \
             open(export.fit_path(CHECKPOINT)) as original:
         assert copied.read() == original.read()
@@ -189,8 +204,8 @@ def test_beam_pipeline_matches_evaluate_reports_the_corrupt_file_and_never_overw
         dark_image(str(folder / ('%d.png' % index)), size, seed=index, mode='RGBA' if index == 4 else 'RGB')
     with open(folder / '0.png', 'rb') as stream:
         (folder / 'broken.png').write_bytes(stream.read()[:200])
-    result = run_pipeline(str(folder), output, saved_model, '--ratio', '2.5', '--mode', 'plain',
-                          '--direct_num_workers', '2', '--direct_running_mode', 'multi_processing')
+    result = run_pipeline(str(folder), output, saved_model, '--ratio', '2.5', '--mode', 'plain', '--precision',
+                          'float32', '--direct_num_workers', '2', '--direct_running_mode', 'multi_processing')
     assert result.returncode == 1, result.stderr[-3000:]
     assert 'failed: %s: corrupt or truncated image data' % (folder / 'broken.png') in result.stdout
     assert '5 enhanced, 0 already there (not overwritten), 1 failed' in result.stdout
@@ -207,7 +222,7 @@ def test_beam_pipeline_matches_evaluate_reports_the_corrupt_file_and_never_overw
         assert float(row['output_mean']) == pytest.approx(pixels.mean() / 255, abs=1e-6)
         written[path] = (os.stat(path).st_mtime_ns, pixels)
 
-    again = run_pipeline(str(folder), output, saved_model, '--ratio', '4', '--mode', 'fusion')
+    again = run_pipeline(str(folder), output, saved_model, '--ratio', '4')
     assert '0 enhanced, 5 already there (not overwritten), 1 failed' in again.stdout
     second_reports, rows = report_rows(output)
     assert len(second_reports) == 2 and reports[0] in second_reports
@@ -217,23 +232,36 @@ def test_beam_pipeline_matches_evaluate_reports_the_corrupt_file_and_never_overw
 
 
 @pytest.mark.slow
-def test_pipeline_auto_ratio_meters_the_alpha_of_evaluate(saved_model, kind, tmp_path):
-    path = dark_image(str(tmp_path / 'dark.png'), (96, 128), seed=3)
+def test_pipeline_defaults_and_tiles_give_evaluate_s_file_in_each_precision(saved_model, kinds, tmp_path):
+    """Beam's Enhance with evaluate.py's defaults (--ratio auto, fusion) meters the same exposure
+    and writes the same pixels as evaluate.KinD.enhance_pixels, in both precisions, whole and in
+    tiles (a 200x150 image in 64-px tiles: 12 tiles)."""
+    path = dark_image(str(tmp_path / 'dark.png'), (150, 200), seed=3)
     script = textwrap.dedent('''
         import sys
         import numpy as np
         import beam_enhance, data
-        enhance = beam_enhance.Enhance(sys.argv[1], 'auto', 'fusion', beam_enhance.DEFAULT_MAX_IMAGE_PIXELS)
-        enhance.setup()
-        pixels, alpha = enhance._enhance(data.read_image(sys.argv[2])[0])
-        np.savez(sys.argv[3], pixels=pixels, alpha=alpha)
+        args = beam_enhance.build_parser().parse_args(['--input', '-', '--output', '-', '--model', sys.argv[1]])
+        pixels, results = data.read_pixels(sys.argv[2])[0], {}
+        for precision in ('float32', 'bfloat16'):
+            for tile_size in (args.tile_size, 64):
+                enhance = beam_enhance.Enhance(sys.argv[1], args.ratio, args.mode, args.max_image_pixels, precision,
+                                               tile_size)
+                enhance.setup()
+                output, exposure = enhance._enhance(pixels)
+                results['%s_%d' % (precision, tile_size)] = output
+                results['%s_%d_alpha' % (precision, tile_size)] = exposure.alpha
+        np.savez(sys.argv[3], **results)
     ''')
-    output = str(tmp_path / 'auto.npz')
+    output = str(tmp_path / 'beam.npz')
     subprocess.run([sys.executable, '-c', script, saved_model, path, output], cwd=ROOT, env=ENV, check=True,
                    timeout=600)
-    raw = data.read_image(path)[0]
-    expected, expected_alpha = kind.enhance_auto(data.normalise(raw), raw, 'fusion')
+    pixels = data.read_pixels(path)[0]
     with np.load(output) as arrays:
-        assert brightness.METER_RANGE[0] * 1.1 < expected_alpha < brightness.METER_RANGE[1] / 1.1
-        assert float(arrays['alpha']) == pytest.approx(expected_alpha, rel=1e-3)
-        assert max_levels(arrays['pixels'], data.to_uint8(expected)) <= MAX_LEVELS
+        for precision, levels in (('float32', MAX_LEVELS), ('bfloat16', BFLOAT16_MAX_LEVELS)):
+            expected, exposure = kinds[precision].enhance_pixels(pixels)          # the CLI's defaults
+            assert brightness.METER_RANGE[0] * 1.1 < exposure.alpha < brightness.METER_RANGE[1] / 1.1
+            for tile_size in (evaluate.DEFAULT_TILE_SIZE, 64):
+                key = '%s_%d' % (precision, tile_size)
+                assert float(arrays[key + '_alpha']) == pytest.approx(exposure.alpha, rel=1e-3), key
+                assert max_levels(arrays[key], expected) <= levels, key

@@ -63,7 +63,7 @@ def graph():
 
 @pytest.fixture(scope='module')
 def pipeline():
-    kind = evaluate.KinD(REFERENCE_CHECKPOINTS)
+    kind = evaluate.KinD(REFERENCE_CHECKPOINTS, precision='float32')
     yield kind
     kind.close()
 

@@ -25,9 +25,8 @@ def shipped():
 
 def enhance_auto(kind, dark_uint8, mode='fusion'):
     """(saved output as float in [0, 1], alpha) of --ratio auto for a uint8 input."""
-    raw = dark_uint8 / 255.0
-    output, alpha = kind.enhance_auto(data.normalise(raw), raw, mode)
-    return data.to_uint8(output) / 255.0, alpha
+    output, exposure = kind.enhance_pixels(dark_uint8, 'auto', mode)
+    return output / 255.0, exposure.alpha
 
 
 def captures():

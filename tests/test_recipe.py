@@ -37,7 +37,7 @@ def test_the_recipe_trains_all_three_nets_from_nothing_and_evaluates(tiny_lol, t
     # evaluate.py's output is these weights' enhancement of the eval15 image
     low = os.path.join(tiny_lol, 'eval15', 'low', '1.png')
     raw = data.read_image(low)[0]
-    kind = evaluate.KinD(run_dir)
+    kind = evaluate.KinD(run_dir, precision='float32')   # as evaluate.py --high
     high = data.load_image(os.path.join(tiny_lol, 'eval15', 'high', '1.png'))
     alpha = kind.ground_truth_ratio(data.normalise(raw), high)
     expected = data.to_uint8(kind.enhance(data.normalise(raw), alpha, 'plain'))

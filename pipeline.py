@@ -1,0 +1,147 @@
+"""One photo at any size through KinD: the tile grid, the normalisation and the metering copy taken
+from the whole photo once, and the streamed enhance loop that evaluate.KinD and the Beam pipeline
+share (no TensorFlow here).
+
+Only the photo's pixels (uint8 for 8-bit files) and the uint8 output scale with its size; each tile
+is normalised with the whole photo's statistics (spec 2.1), decomposed, relit and written into the
+output before the next, and `--ratio auto` meters on a copy of at most METER_MAX_PIXELS. `nets` is
+anything with the two per-tile steps:
+
+  decompose_tile(image)                 normalised [h,w,3] -> {'reflectance', 'illumination', 'restored'}
+  relight_tile(image, stages, ratio_map, mode) -> float [h,w,3]  (ratio_map: alpha per pixel, [h,w,1])
+"""
+import math
+
+import numpy as np
+
+import brightness
+import data
+from constants import GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS
+
+TILE_ALIGN = 16              # Restoration_net pools 4 times: tiles start on its 16-px grid
+# Context a tile needs around its core: DecomNet's radius plus the largest radius of what reads its
+# output (restoration 108 > gray-trick Gaussian 12 > adjustment 4) = 121, rounded up to the grid.
+TILE_MARGIN = int(math.ceil((RECEPTIVE_RADIUS['DecomNet'] + max(
+    RECEPTIVE_RADIUS['Restoration_net'], GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net']))
+    / TILE_ALIGN) * TILE_ALIGN)
+DEFAULT_TILE_SIZE = 768      # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
+METER_MAX_PIXELS = 512 * 512  # --ratio auto meters on a box-downscaled copy of at most this many pixels
+BAND_ROWS = 256              # the metering copy is summed over bands of about this many rows
+
+
+def spans(length, core, margin):
+    """[(start, stop, core_start, core_stop)] covering 0..length: cores of `core` px (a multiple of
+    the grid) and up to `margin` px of context on each side, every start on the grid."""
+    result = []
+    for core_start in range(0, length, core):
+        core_stop = min(core_start + core, length)
+        result.append((max(0, core_start - margin), min(length, core_stop + margin), core_start, core_stop))
+    return result
+
+
+def tile_grid(height, width, tile_size, margin):
+    """[(row span, column span)] of an image (spans' tuples): one whole-image tile when it has at
+    most tile_size^2 pixels or tile_size is 0/None, else tile_size cores with `margin` context."""
+    if not tile_size or height * width <= tile_size ** 2:
+        return [((0, height, 0, height), (0, width, 0, width))]
+    return [(rows, cols) for rows in spans(height, tile_size, margin) for cols in spans(width, tile_size, margin)]
+
+
+def metering_factor(height, width):
+    """The box-downscale factor that brings an image to at most METER_MAX_PIXELS."""
+    return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))
+
+
+def box_downscale(array, factor):
+    """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped), float32;
+    the array itself for 1. Summed over bands of rows, so a uint8 photo is never copied whole."""
+    if factor == 1:
+        return array
+    height, width = array.shape[0] // factor, array.shape[1] // factor
+    result = np.empty((height, width, array.shape[2]), np.float32)
+    band = max(1, BAND_ROWS // factor)
+    for top in range(0, height, band):
+        rows = array[top * factor:min(top + band, height) * factor, :width * factor]
+        blocks = rows.reshape(rows.shape[0] // factor, factor, width, factor, -1)
+        result[top:top + band] = blocks.mean(axis=(1, 3), dtype=np.float64)
+    return result
+
+
+def metering_copy(pixels):
+    """(copy, factor): the photo as float32 RGB in [0, 1], box-downscaled by metering_factor."""
+    factor = metering_factor(*pixels.shape[:2])
+    if factor == 1:
+        return data.to_float(pixels), 1
+    small = box_downscale(pixels, factor)
+    return (small / 255.0).astype(np.float32) if pixels.dtype == np.uint8 else small, factor
+
+
+def decompose(nets, image, tile_size, margin):
+    """nets.decompose over a normalised image [H,W,3], tile by tile: its stages as whole arrays."""
+    grid = tile_grid(*image.shape[:2], tile_size, margin)
+    if len(grid) == 1:
+        return nets.decompose_tile(image)
+    stages = {}
+    for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in grid:
+        for name, tile in nets.decompose_tile(image[top:bottom, left:right]).items():
+            if name not in stages:
+                stages[name] = np.empty(image.shape[:2] + tile.shape[2:], np.float32)
+            stages[name][core_top:core_bottom, core_left:core_right] = \
+                tile[core_top - top:core_bottom - top, core_left - left:core_right - left]
+    return stages
+
+
+def relight(nets, image, stages, exposure, mode, tile_size, margin, output=None):
+    """The `mode` output of a normalised image [H,W,3] relit by `exposure` (brightness.Exposure)
+    from its stages (whole arrays), over the same tiles as enhance: float32 [H,W,3], or written
+    as uint8 into `output`."""
+    height, width = image.shape[:2]
+    result = np.empty((height, width, 3), np.float32) if output is None else output
+    for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
+            tile_grid(height, width, tile_size, margin):
+        tile = {name: array[top:bottom, left:right] for name, array in stages.items()}
+        ratio_map = exposure.ratio_map(tile['illumination'], (top, bottom), (left, right), (height, width))
+        relit = nets.relight_tile(image[top:bottom, left:right], tile, ratio_map, mode)
+        core = relit[core_top - top:core_bottom - top, core_left - left:core_right - left]
+        result[core_top:core_bottom, core_left:core_right] = core if output is None else data.to_uint8(core)
+    return result
+
+
+def enhance(nets, pixels, exposure, mode, tile_size, margin, progress=None, stages=None):
+    """The saved output (uint8 [H,W,3]) of a photo's pixels (data.read_pixels) relit by `exposure`,
+    streamed tile by tile: each tile normalised with the whole photo's statistics, decomposed and
+    relit, its core written. `stages`: the whole photo's, known already (then only relit).
+    `progress(done, total)` is called after each tile."""
+    height, width = pixels.shape[:2]
+    statistics = data.normalisation(pixels)
+    output = np.empty((height, width, 3), np.uint8)
+    if stages is not None:
+        return relight(nets, data.normalise(pixels, statistics), stages, exposure, mode, tile_size, margin, output)
+    grid = tile_grid(height, width, tile_size, margin)
+    for index, ((top, bottom, core_top, core_bottom), (left, right, core_left, core_right)) in enumerate(grid):
+        image = data.normalise(pixels[top:bottom, left:right], statistics)
+        tile = nets.decompose_tile(image)
+        ratio_map = exposure.ratio_map(tile['illumination'], (top, bottom), (left, right), (height, width))
+        relit = nets.relight_tile(image, tile, ratio_map, mode)
+        output[core_top:core_bottom, core_left:core_right] = data.to_uint8(
+            relit[core_top - top:core_bottom - top, core_left - left:core_right - left])
+        if progress:
+            progress(index + 1, len(grid))
+    return output
+
+
+def meter(nets, pixels, mode, tile_size, margin, fit=None):
+    """(exposure, stages or None) for --ratio auto: brightness.choose_exposure on the metering copy
+    (normalised with the whole photo's statistics), its stages and renders of it. The stages are
+    returned when the copy is the photo itself and fits one tile, for enhance to reuse."""
+    small, factor = metering_copy(pixels)
+    image = data.normalise(small, data.normalisation(pixels))
+    stages = decompose(nets, image, tile_size, margin)
+
+    def render(exposure):
+        return relight(nets, image, stages, exposure, mode, tile_size, margin)
+
+    exposure = brightness.choose_exposure(small, stages, render, fit, lambda: data.to_float(
+        brightness.central_crop(pixels)))
+    whole = factor == 1 and len(tile_grid(*pixels.shape[:2], tile_size, margin)) == 1
+    return exposure, (stages if whole else None)
