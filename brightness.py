@@ -255,6 +255,10 @@ class Exposure:
         """What was chosen, for kindle_ratios.csv and the Beam report."""
         return '%s alpha %.4g' % (self.source, self.alpha)
 
+    def at(self, alpha):
+        """The same exposure with another alpha (the page's slider, --ev)."""
+        return Exposure(alpha, self.source)
+
 
 def choose_exposure(raw, stages, render, fit=None, crop=None):
     """--ratio auto's Exposure for a photo from its metering copy `raw` (float RGB [h,w,3] in [0, 1]),

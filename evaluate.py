@@ -175,16 +175,20 @@ class KinD:
                 core_top - top:core_bottom - top, core_left - left:core_right - left]
         return output
 
-    def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None):
+    def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None, ev=0.0):
         """(saved output uint8 [H,W,3], exposure) of a photo's pixels (data.read_pixels) at `ratio`: a
-        number, a brightness.Exposure or 'auto' (metered, brightness.choose_exposure). Streamed
-        tile by tile: memory beyond the pixels and the output is bounded by the tile size."""
+        number, a brightness.Exposure or 'auto' (metered, brightness.choose_exposure), its alpha
+        times 2^ev. Streamed tile by tile: memory beyond the pixels and the output is bounded by
+        the tile size."""
         check_mode(mode)
         stages = None
         if isinstance(ratio, str) and ratio == 'auto':
             exposure, stages = self.meter(pixels, mode)
         else:
             exposure = as_exposure(ratio)
+        if ev:
+            exposure = exposure.at(exposure.alpha * 2.0 ** ev)
+            check_ratio(exposure.alpha)
         output = pipeline.enhance(self, pixels, exposure, mode, self.tile_size, TILE_MARGIN, progress, stages)
         return output, exposure
 
@@ -322,6 +326,10 @@ def build_parser():
                              'input, clips no more and keeps a night sky dark (docs/PHOTOS.md). '
                              'Default: auto; with --high: from the decomposed ground truth (the LOL '
                              'protocol)' % DEFAULT_RATIO)
+    parser.add_argument('--ev', type=float, default=0.0,
+                        help='exposure compensation in stops: alpha times 2^EV after the ratio is chosen '
+                             '(with --ratio auto, the metered exposure made brighter or darker; the page\'s '
+                             'slider writes this). Default: %(default)s')
     parser.add_argument('--mode', choices=MODES, default=None,
                         help='fusion: gray trick + fusion with the input (released evaluate.py); '
                              'plain: R_restored x I_adjusted (released evaluate_LOLdataset.py). '
@@ -478,7 +486,7 @@ def run(args):
                     chosen = kind.ground_truth_ratio(data.normalise(pixels), data.normalise(high))
                 else:
                     chosen = 'auto' if ratio_source == 'auto' else ratio
-                written, exposure = kind.enhance_pixels(pixels, chosen, mode)
+                written, exposure = kind.enhance_pixels(pixels, chosen, mode, ev=args.ev)
                 alpha = exposure.alpha
             except utils.UserError as error:
                 failures.append(str(error))
