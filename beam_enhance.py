@@ -42,6 +42,7 @@ from PIL import Image
 
 import brightness
 import data
+import exposure
 import pipeline
 import utils
 from constants import MODES, OUTPUT_SUFFIX, PRECISIONS
@@ -111,7 +112,7 @@ class Enhance(beam.DoFn):
         self.loaded = tf.saved_model.load(self.model_dir)   # the signatures need it alive
         self.nets = SavedModelNets(tf, self.loaded.signatures, utils.resolve_precision(self.precision))
         self.fit = None
-        if self.ratio == 'auto' and FileSystems.exists(fit_asset(self.model_dir)):
+        if isinstance(self.ratio, str) and FileSystems.exists(fit_asset(self.model_dir)):
             with FileSystems.open(fit_asset(self.model_dir)) as stream:
                 self.fit = json.load(stream)
 
@@ -123,7 +124,7 @@ class Enhance(beam.DoFn):
             return
         try:
             pixels, notes = self._read(readable)
-            output, exposure = self._enhance(pixels)
+            output, chosen = self._enhance(pixels)
             write_png(destination, output)
         except (data.ImageError, OSError, self.tf.errors.OpError) as error:
             reason = error.reason if isinstance(error, data.ImageError) else \
@@ -131,7 +132,7 @@ class Enhance(beam.DoFn):
             logging.warning('failed: %s: %s', readable.metadata.path, reason)
             yield dict(row, output='', status='failed', detail=reason)
             return
-        yield dict(row, alpha='%.6g' % exposure.alpha, exposure=exposure.describe(),
+        yield dict(row, alpha='%.6g' % chosen.alpha, exposure=chosen.describe(),
                    input_mean='%.6f' % data.to_float(pixels).mean(), output_mean='%.6f' % (output.mean() / 255.0),
                    status='ok', detail='; '.join(notes))
 
@@ -149,14 +150,14 @@ class Enhance(beam.DoFn):
 
     def _enhance(self, pixels):
         """(uint8 [H,W,3] as evaluate.py saves it, exposure) for a photo's pixels: pipeline.meter for
-        --ratio auto, then pipeline.enhance, tile by tile, as evaluate.KinD.enhance_pixels."""
+        --ratio auto or global, then pipeline.enhance, tile by tile, as evaluate.KinD.enhance_pixels."""
         margin, stages = pipeline.TILE_MARGIN, None
-        if self.ratio == 'auto':
-            exposure, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, margin, self.fit)
+        if isinstance(self.ratio, str):
+            chosen, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, margin, self.fit, self.ratio)
         else:
-            exposure = brightness.Exposure(self.ratio, 'fixed')
-        return pipeline.enhance(self.nets, pixels, exposure, self.mode, self.tile_size, margin,
-                                stages=stages), exposure
+            chosen = exposure.Exposure(self.ratio, 'fixed')
+        return pipeline.enhance(self.nets, pixels, chosen, self.mode, self.tile_size, margin,
+                                stages=stages), chosen
 
 
 def fit_asset(model_dir):
@@ -209,8 +210,8 @@ def build_parser():
     parser.add_argument('--output', required=True, help='folder for <name>_kindle.png and the report CSV')
     parser.add_argument('--model', required=True, help='SavedModel folder written by export.py')
     parser.add_argument('--ratio', type=utils.parse_ratio, default='auto',
-                        help='illumination ratio alpha, or "auto": metered per image as evaluate.py '
-                             '--ratio auto (default %(default)s, as evaluate.py)')
+                        help='illumination ratio alpha, "auto" (a tone curve for the scene) or "global" (one '
+                             'metered alpha), as evaluate.py (default %(default)s, as evaluate.py)')
     parser.add_argument('--mode', choices=MODES, default=MODES[0],
                         help='fusion (released evaluate.py) or plain (R_restored x I_adjusted); '
                              'default %(default)s, as evaluate.py without ground truth')

@@ -1,6 +1,7 @@
-"""Brightness metering for `evaluate.py --ratio auto` (no ground truth; spec 9 deviation):
-choose_ratio picks alpha so that the output reaches a natural exposure, never darker than the
-input, with no extra clipping and a night sky kept dark (docs/PHOTOS.md).
+"""Brightness metering without ground truth (spec 9 deviation): the LOL brightness regression that
+`--ratio auto` (exposure.py) uses where it applies, and `--ratio global`, the previous auto:
+choose_ratio picks one alpha per image so that the output reaches a natural exposure, never darker
+than the input, with no extra clipping and a night sky kept dark (docs/PHOTOS.md).
 
 Its target for a dark input is 18 % grey, or, where the input looks like LOL's camera, the LOL
 brightness regression: a LOL pair differs in exposure time and ISO gain, so the dark input's level
@@ -133,7 +134,7 @@ def _bisect(inside, start, stop):
     return start
 
 
-class Scene:
+class GlobalScene:
     """What --ratio auto needs to know of a raw input at the metering size ([h,w,3] in [0, 1]).
 
     mean: its mean over pixels and channels; bright: the mask of its brightest tenth (luminance =
@@ -197,7 +198,7 @@ def choose_ratio(raw, render, predicted=None):
     max(SKY_MAX, its input level). Measured on a log grid of METER_GRID alphas over METER_RANGE,
     then refined by METER_REFINE bisection steps; no assumption that outputs brighten with alpha.
     """
-    scene = Scene(raw)
+    scene = GlobalScene(raw)
     target = exposure_target(scene, predicted)
     metered = ~scene.sky if scene.night else None
 
@@ -239,31 +240,3 @@ def choose_ratio(raw, render, predicted=None):
             return math.exp(_bisect(lambda g: inside(g, errors[best] <= 0), grid[best], grid[neighbour]))
     return math.exp(grid[best])
 
-
-class Exposure:
-    """How a photo is relit: alpha, and the ratio map A(x) fed to Illumination_adjust_net."""
-
-    def __init__(self, alpha, source):
-        self.alpha, self.source = float(alpha), source
-
-    def ratio_map(self, illumination, rows, cols, shape):
-        """A [h,w,1] float32 for one tile: `illumination` is I over the tile, `rows` and `cols` its
-        (start, stop) in the photo of `shape` (height, width). A constant alpha here."""
-        return np.full(illumination.shape[:2] + (1,), self.alpha, np.float32)
-
-    def describe(self):
-        """What was chosen, for kindle_ratios.csv and the Beam report."""
-        return '%s alpha %.4g' % (self.source, self.alpha)
-
-    def at(self, alpha):
-        """The same exposure with another alpha (the page's slider, --ev)."""
-        return Exposure(alpha, self.source)
-
-
-def choose_exposure(raw, stages, render, fit=None, crop=None):
-    """--ratio auto's Exposure for a photo from its metering copy `raw` (float RGB [h,w,3] in [0, 1]),
-    the copy's stages and `render(exposure)` (its output at that exposure); `crop()` gives the
-    photo's central crop for the LOL regression (`fit`)."""
-    predicted = lol_prediction(fit, crop()) if fit is not None else None
-    alpha = choose_ratio(raw, lambda a: render(Exposure(a, 'auto')), predicted)
-    return Exposure(alpha, 'auto')

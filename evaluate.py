@@ -24,6 +24,7 @@ import numpy as np
 
 import brightness
 import data
+import exposure
 import pipeline
 import synthetic
 import utils
@@ -80,12 +81,15 @@ def relight_outputs(image, reflectance, illumination, restored, ratio_map, preci
             'fusion': illumination * image + (1.0 - illumination) * enhanced}
 
 
+RULES = utils.RATIO_RULES   # --ratio without a number: exposure.choose, or brightness.choose_ratio
+
+
 def as_exposure(ratio):
-    """An Exposure for a fixed ratio (a number), or the Exposure itself."""
-    if isinstance(ratio, brightness.Exposure):
+    """An exposure.Exposure for a fixed ratio (a number), or the exposure itself."""
+    if isinstance(ratio, exposure.Exposure):
         return ratio
     check_ratio(ratio)
-    return brightness.Exposure(ratio, 'fixed')
+    return exposure.Exposure(ratio, 'fixed')
 
 
 class KinD:
@@ -153,7 +157,7 @@ class KinD:
         return pipeline.decompose(self, np.asarray(image, np.float32), self.tile_size, TILE_MARGIN)
 
     def relight(self, image, stages, ratio, mode='fusion'):
-        """The `mode` output (float32 [H,W,3]) at `ratio` (a number or a brightness.Exposure) from
+        """The `mode` output (float32 [H,W,3]) at `ratio` (a number or an exposure.Exposure) from
         decompose()'s stages: only the adjustment net and the fusion run (about 1/8 of a pass)."""
         check_mode(mode)
         return pipeline.relight(self, np.asarray(image, np.float32), stages, as_exposure(ratio), mode,
@@ -161,41 +165,44 @@ class KinD:
 
     def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1) at `ratio`
-        (a number or a brightness.Exposure): decompose then relight, tile by tile."""
+        (a number or an exposure.Exposure): decompose then relight, tile by tile."""
         check_mode(mode)
-        exposure = as_exposure(ratio)
+        chosen = as_exposure(ratio)
         image = np.asarray(image, np.float32)
         output = np.empty(image.shape[:2] + (3,), np.float32)
         for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
                 pipeline.tile_grid(*image.shape[:2], self.tile_size, TILE_MARGIN):
             tile = image[top:bottom, left:right]
             stages = self.decompose_tile(tile)
-            ratio_map = exposure.ratio_map(stages['illumination'], (top, bottom), (left, right), image.shape[:2])
+            ratio_map = chosen.ratio_map(stages['illumination'])
             output[core_top:core_bottom, core_left:core_right] = self.relight_tile(tile, stages, ratio_map, mode)[
                 core_top - top:core_bottom - top, core_left - left:core_right - left]
         return output
 
     def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None, ev=0.0):
         """(saved output uint8 [H,W,3], exposure) of a photo's pixels (data.read_pixels) at `ratio`: a
-        number, a brightness.Exposure or 'auto' (metered, brightness.choose_exposure), its alpha
-        times 2^ev. Streamed tile by tile: memory beyond the pixels and the output is bounded by
-        the tile size."""
+        number, an exposure.Exposure, 'auto' (exposure.choose: the scene's tone curve) or 'global'
+        (one metered alpha), its alpha times 2^ev. Streamed tile by tile: memory beyond the pixels
+        and the output is bounded by the tile size."""
         check_mode(mode)
         stages = None
-        if isinstance(ratio, str) and ratio == 'auto':
-            exposure, stages = self.meter(pixels, mode)
+        if isinstance(ratio, str):
+            chosen, stages = self.meter(pixels, mode, ratio)
         else:
-            exposure = as_exposure(ratio)
+            chosen = as_exposure(ratio)
         if ev:
-            exposure = exposure.at(exposure.alpha * 2.0 ** ev)
-            check_ratio(exposure.alpha)
-        output = pipeline.enhance(self, pixels, exposure, mode, self.tile_size, TILE_MARGIN, progress, stages)
-        return output, exposure
+            chosen = chosen.at(chosen.alpha * 2.0 ** ev)
+            check_ratio(chosen.alpha)
+        output = pipeline.enhance(self, pixels, chosen, mode, self.tile_size, TILE_MARGIN, progress, stages)
+        return output, chosen
 
-    def meter(self, pixels, mode='fusion'):
-        """(exposure, stages or None) of --ratio auto for a photo's pixels: pipeline.meter."""
+    def meter(self, pixels, mode='fusion', rule='auto'):
+        """(exposure, stages or None) without ground truth for a photo's pixels: pipeline.meter with
+        `rule` 'auto' or 'global'."""
         check_mode(mode)
-        return pipeline.meter(self, pixels, mode, self.tile_size, TILE_MARGIN, self.brightness_fit())
+        if rule not in RULES:
+            raise utils.UserError('ratio must be a number or one of %s, got %r' % (', '.join(RULES), rule))
+        return pipeline.meter(self, pixels, mode, self.tile_size, TILE_MARGIN, self.brightness_fit(), rule)
 
     def illumination(self, image):
         """The decomposed illumination I [H,W,1] of a normalised image."""
@@ -230,7 +237,7 @@ class KinD:
         unknown = set(names) - set(STAGES)
         if unknown:
             raise utils.UserError('stages are %s, got %s' % (', '.join(STAGES), ', '.join(sorted(unknown))))
-        exposure = as_exposure(ratio)
+        chosen = as_exposure(ratio)
         image = np.asarray(image, np.float32)
         results = {}
         for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
@@ -240,7 +247,7 @@ class KinD:
                       else self.decompose_tile(tile))
             fetched = dict(stages)
             if 'adjusted' in names:
-                ratio_map = exposure.ratio_map(stages['illumination'], (top, bottom), (left, right), image.shape[:2])
+                ratio_map = chosen.ratio_map(stages['illumination'])
                 fetched.update(self.relight_tile(tile, {'illumination': stages['illumination']}, ratio_map, None,
                                                  ('adjusted',)))
             for name in names:
@@ -321,11 +328,12 @@ def build_parser():
                         'prints PSNR/SSIM and, unless --ratio is given, uses the ratio of the '
                         'decomposed ground truth (the LOL protocol)')
     parser.add_argument('--ratio', type=utils.parse_ratio, default=None,
-                        help='illumination ratio alpha (the released evaluate.py uses %.1f), or "auto": '
-                             'chosen per image for a natural exposure that is never darker than the '
-                             'input, clips no more and keeps a night sky dark (docs/PHOTOS.md). '
-                             'Default: auto; with --high: from the decomposed ground truth (the LOL '
-                             'protocol)' % DEFAULT_RATIO)
+                        help='illumination ratio alpha (the released evaluate.py uses %.1f); "auto": a '
+                             'tone curve on the illumination chosen for each scene (dark rooms lifted, a '
+                             'night sky kept black, backlit shadows lifted under a kept sky; never darker, '
+                             'no extra clipping: docs/PHOTOS.md); or "global": one alpha metered per image '
+                             '(the previous auto). Default: auto; with --high: from the decomposed ground '
+                             'truth (the LOL protocol)' % DEFAULT_RATIO)
     parser.add_argument('--ev', type=float, default=0.0,
                         help='exposure compensation in stops: alpha times 2^EV after the ratio is chosen '
                              '(with --ratio auto, the metered exposure made brighter or darker; the page\'s '
@@ -393,7 +401,8 @@ def _free_path(folder, stem, extension, inputs, taken, overwrite):
 
 
 RATIO_TABLE = 'kindle_ratios'     # <output>/kindle_ratios.csv: the alpha used for each image
-RATIO_COLUMNS = ('image', 'output', 'alpha', 'ratio_source', 'mode', 'input_mean', 'output_mean', 'status')
+RATIO_COLUMNS = ('image', 'output', 'alpha', 'exposure', 'ratio_source', 'mode', 'input_mean', 'output_mean',
+                 'status')
 
 
 def write_ratio_table(path, rows):
@@ -441,7 +450,7 @@ def run(args):
     if args.ratio is None:
         ratio_source = 'ground truth' if args.high is not None and not demo else 'auto'
     else:
-        ratio_source = 'auto' if args.ratio == 'auto' else 'fixed'
+        ratio_source = args.ratio if args.ratio in RULES else 'fixed'
     ratio = args.ratio if isinstance(args.ratio, float) else DEFAULT_RATIO
     mode = args.mode or ('plain' if ratio_source == 'ground truth' else 'fusion')
     # Scoring against ground truth reproduces the authors' float32 pipeline on every CPU; photos
@@ -485,13 +494,13 @@ def run(args):
                 if ratio_source == 'ground truth':
                     chosen = kind.ground_truth_ratio(data.normalise(pixels), data.normalise(high))
                 else:
-                    chosen = 'auto' if ratio_source == 'auto' else ratio
-                written, exposure = kind.enhance_pixels(pixels, chosen, mode, ev=args.ev)
-                alpha = exposure.alpha
+                    chosen = ratio_source if ratio_source in RULES else ratio
+                written, relit = kind.enhance_pixels(pixels, chosen, mode, ev=args.ev)
+                alpha = relit.alpha
             except utils.UserError as error:
                 failures.append(str(error))
                 _say(iterator, 'failed: %s' % error)
-                ratio_rows.append((os.path.basename(path), '', '', ratio_source, mode, '', '', str(error)))
+                ratio_rows.append((os.path.basename(path), '', '', '', ratio_source, mode, '', '', str(error)))
                 continue
             destination = output_path(args.output, path, inputs, taken, args.overwrite)
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
@@ -499,7 +508,7 @@ def run(args):
                                'outputs)' % (path, destination))
             writes.append((path, destination, pool.submit(data.save_image, destination, written)))
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
-                               ratio_source, mode, '%.4f' % data.to_float(pixels).mean(), '%.4f' % (written.mean() / 255.0),
+                               relit.describe(), ratio_source, mode, '%.4f' % data.to_float(pixels).mean(), '%.4f' % (written.mean() / 255.0),
                                'ok'))
             if high is not None:
                 truth = high if high.dtype == np.uint8 else utils.quantise(high)
@@ -524,7 +533,8 @@ def run(args):
 
 
 RATIO_SOURCES = {'ground truth': 'from the decomposed ground truth (LOL protocol)',
-                 'auto': 'auto (metered per image, brightness.choose_ratio; no ground truth)'}
+                 'auto': 'auto (a tone curve metered for each scene, exposure.choose; no ground truth)',
+                 'global': 'global (one alpha metered per image, brightness.choose_ratio; no ground truth)'}
 
 
 def _tqdm(items):

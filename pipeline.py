@@ -11,11 +11,13 @@ anything with the two per-tile steps:
   relight_tile(image, stages, ratio_map, mode) -> float [h,w,3]  (ratio_map: alpha per pixel, [h,w,1])
 """
 import math
+import weakref
 
 import numpy as np
 
 import brightness
 import data
+import exposure
 from constants import GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS
 
 TILE_ALIGN = 16              # Restoration_net pools 4 times: tiles start on its 16-px grid
@@ -91,8 +93,8 @@ def decompose(nets, image, tile_size, margin):
     return stages
 
 
-def relight(nets, image, stages, exposure, mode, tile_size, margin, output=None):
-    """The `mode` output of a normalised image [H,W,3] relit by `exposure` (brightness.Exposure)
+def relight(nets, image, stages, chosen, mode, tile_size, margin, output=None):
+    """The `mode` output of a normalised image [H,W,3] relit by the exposure `chosen` (exposure.py)
     from its stages (whole arrays), over the same tiles as enhance: float32 [H,W,3], or written
     as uint8 into `output`."""
     height, width = image.shape[:2]
@@ -100,15 +102,15 @@ def relight(nets, image, stages, exposure, mode, tile_size, margin, output=None)
     for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
             tile_grid(height, width, tile_size, margin):
         tile = {name: array[top:bottom, left:right] for name, array in stages.items()}
-        ratio_map = exposure.ratio_map(tile['illumination'], (top, bottom), (left, right), (height, width))
+        ratio_map = chosen.ratio_map(tile['illumination'])
         relit = nets.relight_tile(image[top:bottom, left:right], tile, ratio_map, mode)
         core = relit[core_top - top:core_bottom - top, core_left - left:core_right - left]
         result[core_top:core_bottom, core_left:core_right] = core if output is None else data.to_uint8(core)
     return result
 
 
-def enhance(nets, pixels, exposure, mode, tile_size, margin, progress=None, stages=None):
-    """The saved output (uint8 [H,W,3]) of a photo's pixels (data.read_pixels) relit by `exposure`,
+def enhance(nets, pixels, chosen, mode, tile_size, margin, progress=None, stages=None):
+    """The saved output (uint8 [H,W,3]) of a photo's pixels (data.read_pixels) relit by `chosen`,
     streamed tile by tile: each tile normalised with the whole photo's statistics, decomposed and
     relit, its core written. `stages`: the whole photo's, known already (then only relit).
     `progress(done, total)` is called after each tile."""
@@ -116,12 +118,12 @@ def enhance(nets, pixels, exposure, mode, tile_size, margin, progress=None, stag
     statistics = data.normalisation(pixels)
     output = np.empty((height, width, 3), np.uint8)
     if stages is not None:
-        return relight(nets, data.normalise(pixels, statistics), stages, exposure, mode, tile_size, margin, output)
+        return relight(nets, data.normalise(pixels, statistics), stages, chosen, mode, tile_size, margin, output)
     grid = tile_grid(height, width, tile_size, margin)
     for index, ((top, bottom, core_top, core_bottom), (left, right, core_left, core_right)) in enumerate(grid):
         image = data.normalise(pixels[top:bottom, left:right], statistics)
         tile = nets.decompose_tile(image)
-        ratio_map = exposure.ratio_map(tile['illumination'], (top, bottom), (left, right), (height, width))
+        ratio_map = chosen.ratio_map(tile['illumination'])
         relit = nets.relight_tile(image, tile, ratio_map, mode)
         output[core_top:core_bottom, core_left:core_right] = data.to_uint8(
             relit[core_top - top:core_bottom - top, core_left - left:core_right - left])
@@ -130,18 +132,45 @@ def enhance(nets, pixels, exposure, mode, tile_size, margin, progress=None, stag
     return output
 
 
-def meter(nets, pixels, mode, tile_size, margin, fit=None):
-    """(exposure, stages or None) for --ratio auto: brightness.choose_exposure on the metering copy
-    (normalised with the whole photo's statistics), its stages and renders of it. The stages are
-    returned when the copy is the photo itself and fits one tile, for enhance to reuse."""
+_RESPONSES = weakref.WeakKeyDictionary()   # nets -> exposure.AdjustmentResponse, measured once
+
+
+def adjustment_response(nets):
+    """The adjustment net's measured response (exposure.AdjustmentResponse), once per `nets`."""
+    if nets not in _RESPONSES:
+        def relight_plain(illumination, ratio_map):
+            ones = np.ones(illumination.shape[:2] + (3,), np.float32)
+            stages = {'reflectance': ones, 'illumination': illumination, 'restored': ones}
+            return nets.relight_tile(np.zeros_like(ones), stages, ratio_map, 'plain')
+        _RESPONSES[nets] = exposure.AdjustmentResponse.measure(relight_plain)
+    return _RESPONSES[nets]
+
+
+def meter(nets, pixels, mode, tile_size, margin, fit=None, rule='auto'):
+    """(exposure, stages or None) without ground truth: `rule` 'auto' (exposure.choose: a tone curve
+    for the scene, metered on renders of a copy of at most exposure.RENDER_PIXELS) or 'global' (one alpha,
+    brightness.choose_ratio on renders of the metering copy). The metering copy is the photo
+    box-downscaled to at most METER_MAX_PIXELS and normalised with the whole photo's statistics.
+    Its stages are returned when it is the photo itself and fits one tile, for enhance to reuse."""
     small, factor = metering_copy(pixels)
     image = data.normalise(small, data.normalisation(pixels))
     stages = decompose(nets, image, tile_size, margin)
+    predicted = None
+    if fit is not None:
+        predicted = brightness.lol_prediction(fit, data.to_float(brightness.central_crop(pixels)))
+    if rule == 'global':
+        alpha = brightness.choose_ratio(small, lambda a: relight(
+            nets, image, stages, exposure.Exposure(a), mode, tile_size, margin), predicted)
+        chosen = exposure.Exposure(alpha, 'global')
+    else:
+        render_factor = max(1, math.ceil(math.sqrt(small.shape[0] * small.shape[1] / exposure.RENDER_PIXELS)))
+        copy = {name: box_downscale(array, render_factor) for name, array in stages.items()}
+        copy_image = box_downscale(image, render_factor)
 
-    def render(exposure):
-        return relight(nets, image, stages, exposure, mode, tile_size, margin)
+        def render(curve):
+            return nets.relight_tile(copy_image, copy, curve.ratio_map(copy['illumination']), mode)
 
-    exposure = brightness.choose_exposure(small, stages, render, fit, lambda: data.to_float(
-        brightness.central_crop(pixels)))
+        chosen = exposure.choose(box_downscale(small, render_factor), copy, render, adjustment_response(nets),
+                                 1.0 / (factor * render_factor), predicted)
     whole = factor == 1 and len(tile_grid(*pixels.shape[:2], tile_size, margin)) == 1
-    return exposure, (stages if whole else None)
+    return chosen, (stages if whole else None)

@@ -15,7 +15,7 @@ GAMMA = 2.2                          # sRGB approximated as a 2.2 power law
 SENSORS = (('clean', 20000.0, 2.0), ('noisy', 1500.0, 6.0))
 # Colour photographs scikit-image ships (no download), and one greyscale one shown as RGB.
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle', 'camera')
-NIGHT_SKY = 0.0005                   # linear sky level of a night scene (about 2/255 in sRGB)
+NIGHT_SKY = 0.0002                   # linear sky level of a night scene (about 5/255 in sRGB)
 
 
 def photo(name, max_side=None):
@@ -80,3 +80,32 @@ def night_scene(height, width, rng, full_well=1500.0, read_noise=6.0):
                    + 0.15 * np.exp(-distance2 / (2.0 * (height / 12.0) ** 2))[..., None]) * np.array([1.0, 0.85, 0.6])
         sky &= distance2 > (height / 5.0) ** 2
     return expose(linear, full_well, read_noise, rng), sky
+
+
+def lamp_lit_room(height, width, rng, stops=4.0, full_well=1500.0, read_noise=6.0):
+    """(uint8 RGB capture, lamp mask): a room (scikit-image's coffee table, its texture kept) shot
+    `stops` under, with a bright lamp in the upper third (a white disc and its glow) that the
+    capture clips."""
+    room = (photo('coffee', max(height, width))[:height, :width].astype(np.float64) / 255.0) ** GAMMA
+    room = np.pad(room, ((0, height - room.shape[0]), (0, width - room.shape[1]), (0, 0)), mode='reflect')
+    rows, cols = np.mgrid[0:height, 0:width]
+    distance2 = (rows - height / 5.0) ** 2 + (cols - width * 0.7) ** 2
+    radius = height / 12.0
+    glow = np.exp(-distance2 / (2.0 * (3 * radius) ** 2))[..., None] * np.array([1.0, 0.8, 0.5])
+    linear = room * 2.0 ** -stops * (1.0 + 4.0 * glow)
+    lamp = distance2 < radius ** 2
+    linear[lamp] = 1.0
+    return expose(linear, full_well, read_noise, rng), lamp
+
+
+def backlit_silhouette(height, width, rng, full_well=20000.0, read_noise=2.0):
+    """(uint8 RGB capture, shadow mask): a bright sky (a gradient from white at the top, linear 1 to
+    0.55) over a foreground in shade: scikit-image's astronaut at 3 % of its light, below a hill line."""
+    rows = np.arange(height)[:, None, None] / height
+    sky = np.minimum(1.0, (1.1 - 0.55 * rows) * np.array([0.85, 0.92, 1.0]) / 0.85)
+    subject = (photo('astronaut', max(height, width))[:height, :width].astype(np.float64) / 255.0) ** GAMMA
+    subject = np.pad(subject, ((0, height - subject.shape[0]), (0, width - subject.shape[1]), (0, 0)), mode='reflect')
+    hill = (0.45 + 0.1 * np.sin(np.arange(width) / width * 2 * np.pi))[None, :] * height
+    shade = np.arange(height)[:, None] >= hill
+    linear = np.where(shade[..., None], subject * 0.03, np.broadcast_to(sky, (height, width, 3)))
+    return expose(linear, full_well, read_noise, rng), shade

@@ -153,16 +153,20 @@ def positive_float(text):
     return value
 
 
+RATIO_RULES = ('auto', 'global')   # --ratio's words: the scene's tone curve, or one metered alpha
+
+
 def parse_ratio(text):
-    """--ratio: a positive finite number, or 'auto'."""
-    if text == 'auto':
+    """--ratio: a positive finite number, or one of RATIO_RULES."""
+    if text in RATIO_RULES:
         return text
     try:
         value = float(text)
     except ValueError:
         value = float('nan')
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError('--ratio must be a positive finite number or "auto", got %r' % text)
+        raise argparse.ArgumentTypeError('--ratio must be a positive finite number, "auto" or "global", got %r'
+                                         % text)
     return value
 
 

@@ -1,133 +1,146 @@
-"""The out-of-LOL check of --ratio auto: photos from other "cameras" without ground truth.
+"""The check of --ratio auto on real photos of four kinds, judged by exposure_checks' criteria.
 
-  python benchmarks/photo_check.py                    # the tables of docs/PHOTOS.md (a few minutes)
-  python benchmarks/photo_check.py --max_side 400     # larger images (slower)
+  python benchmarks/photo_set.py --output .photo_set          # rebuild the labelled set once
+  python benchmarks/photo_check.py                            # the tables of docs/PHOTOS.md (~5 min)
+  python benchmarks/photo_check.py --sheets docs/photos       # and the contact sheets
 
-The set is generated, never stored (synthetic.py): the scikit-image photos captured 0.5-6 stops
-under by a clean and a noisy simulated sensor (and through JPEG at quality 75 for some), with the
-originals as references; the originals themselves (already well exposed: must not darken or wash
-out); and synthetic night scenes (a black sky must stay dark). Each image is decomposed once and
-rendered at the alpha of each rule:
-  fixed 5    the released evaluate.py's ratio;
-  old auto   the previous --ratio auto: metered to the LOL brightness regression alone;
-  auto       brightness.choose_ratio (this release's --ratio auto).
-Reported per condition: PSNR / SSIM against the original and the exposure error |log(mean out /
-mean original)|, averaged over the photos; and, over every image, the counts of the failures the
-rule must avoid.
+Every photo of --set (<class>/<name>.png, classes of exposure_checks.CLASSES) and the generated
+scenes of tests/test_photos.py (two of each class, synthetic.py) is enhanced with evaluate.py's
+defaults (fusion, --precision auto) under three rules: `auto` (the default: exposure.choose), `5`
+(the authors' fixed ratio) and `global` (one metered alpha, the previous auto). Printed: the
+per-class pass counts of each rule, every failure of `auto` with its reason and what it chose,
+and the seconds per image of `auto` against `5`. --sheets writes one JPEG per class, a row per
+photo: input | auto | --ratio 5, labelled; --sheets_licences keeps the photos whose licence in
+benchmarks/photo_set.csv is an open one (what docs/photos/ commits), the generated scenes always.
 """
 import argparse
-import math
+import csv
+import glob
 import os
 import sys
+import time
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import brightness  # noqa: E402
 import data  # noqa: E402
+import exposure_checks  # noqa: E402
 import synthetic  # noqa: E402
 import utils  # noqa: E402
 utils.import_tensorflow()
 import evaluate  # noqa: E402
 
-UNDER_STOPS = (0.5, 1, 2, 3, 4, 5, 6)
-JPEG_STOPS, JPEG_QUALITY = (1, 3, 5), 75
-NIGHT_SCENES = 4
-RULES = ('fixed 5', 'old auto', 'auto')
+RULES = ('auto', 5.0, 'global')
+OPEN_LICENCES = ('CC0', 'public domain', 'Unsplash', 'Pixabay', 'BSD', 'MIT (', 'CC BY')
+SHEET_HEIGHT = 120
 
 
-def conditions():
-    """[(label, stops, (sensor name, full well, read noise), jpeg quality or None)]."""
-    result = [('%g stops, %s' % (stops, sensor[0]), stops, sensor, None)
-              for stops in UNDER_STOPS for sensor in synthetic.SENSORS]
-    clean = synthetic.SENSORS[0]
-    result += [('%g stops, clean, JPEG %d' % (stops, JPEG_QUALITY), stops, clean, JPEG_QUALITY)
-               for stops in JPEG_STOPS]
+def generated(height=160, width=240):
+    """[(class, name, uint8 pixels)]: tests/test_photos.py's generated scenes."""
+    scenes = []
+    for seed in (3, 4):
+        rng = np.random.default_rng(seed)
+        scenes += [('dark_scene', 'generated room with a lamp %d' % seed, synthetic.lamp_lit_room(height, width, rng)[0]),
+                   ('night', 'generated night sky %d' % seed,
+                    synthetic.night_scene(height, width, rng, *synthetic.SENSORS[0][1:])[0]),
+                   ('backlit', 'generated backlit %d' % seed, synthetic.backlit_silhouette(height, width, rng)[0]),
+                   ('well_exposed', 'generated %s' % ('coffee', 'chelsea')[seed - 3],
+                    synthetic.photo(('coffee', 'chelsea')[seed - 3], width)[:height])]
+    return scenes
+
+
+def photos(folder):
+    """[(class, name, uint8 pixels)] of the check set."""
+    result = []
+    for kind in exposure_checks.CLASSES:
+        for path in sorted(glob.glob(os.path.join(folder, kind, '*.png'))):
+            result.append((kind, os.path.splitext(os.path.basename(path))[0], data.read_pixels(path)[0]))
     return result
 
 
-def old_auto_ratio(kind, image, raw, stages, mode):
-    """The previous --ratio auto: bisection to the LOL regression's predicted brightness."""
-    target = math.exp(brightness.predict(kind.brightness_fit(), brightness.features(raw)))
-    low, high = math.log(brightness.METER_RANGE[0]), math.log(brightness.METER_RANGE[1])
-    for _ in range(14):
-        middle = 0.5 * (low + high)
-        mean = data.to_uint8(kind.relight(image, stages, math.exp(middle), mode)).mean() / 255.0
-        low, high = (middle, high) if mean < target else (low, middle)
-    return math.exp(0.5 * (low + high))
+def open_licensed():
+    """Names of the check set's photos under an open licence (benchmarks/photo_set.csv)."""
+    with open(os.path.join(ROOT, 'benchmarks', 'photo_set.csv')) as stream:
+        return {row['name'] for row in csv.DictReader(stream) if row['licence'].startswith(OPEN_LICENCES)}
 
 
-def enhance_all(kind, raw, mode):
-    """{rule: (uint8 output, alpha)} for one raw image."""
-    image = data.normalise(raw)
-    stages = kind.decompose(image)
-    alphas = {'fixed 5': evaluate.DEFAULT_RATIO,
-              'old auto': old_auto_ratio(kind, image, raw, stages, mode),
-              'auto': kind.auto_ratio(image, raw, stages, mode)}
-    return {rule: (data.to_uint8(kind.relight(image, stages, alpha, mode)), alpha)
-            for rule, alpha in alphas.items()}
+def thumbnail(pixels):
+    image = Image.fromarray(pixels)
+    return np.asarray(image.resize((max(1, round(image.width * SHEET_HEIGHT / image.height)), SHEET_HEIGHT),
+                                   Image.LANCZOS))
 
 
-def failures(raw_uint8, output):
-    """The issue's failure counts for one output: darker than the input, washed out (mean above
-    max(0.65, input + 0.05)), too dark (below 0.18), clipping above the input's + 0.5 %."""
-    mean_in, mean_out = raw_uint8.mean() / 255.0, output.mean() / 255.0
-    clipped_in = (raw_uint8.max(axis=2) == 255).mean()
-    clipped_out = (output.max(axis=2) == 255).mean()
-    return np.array([mean_out < mean_in - 1.0 / 255, mean_out > max(0.65, mean_in + 0.05),
-                     mean_out < 0.18, clipped_out > clipped_in + 0.005], int)
-
-
-FAILURES = ('darker than input', 'washed out', 'below 0.18', 'clipping +0.5 %')
+def write_sheet(path, rows):
+    """rows: [(label, [uint8 images])] -> one JPEG, a labelled strip per row."""
+    strips = []
+    for label, images in rows:
+        strip = np.concatenate([thumbnail(image) for image in images], axis=1)
+        canvas = Image.fromarray(np.pad(strip, ((16, 4), (0, 0), (0, 0)), constant_values=255))
+        ImageDraw.Draw(canvas).text((2, 2), label, fill='black')
+        strips.append(np.asarray(canvas))
+    width = max(strip.shape[1] for strip in strips)
+    strips = [np.pad(strip, ((0, 0), (0, width - strip.shape[1]), (0, 0)), constant_values=255) for strip in strips]
+    Image.fromarray(np.concatenate(strips, axis=0)).save(path, quality=85)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--set', default=os.path.join(ROOT, '.photo_set'),
+                        help='the labelled photos, <class>/<name>.png (benchmarks/photo_set.py)')
     parser.add_argument('--checkpoint_dir', default=os.path.join(ROOT, 'checkpoint'))
-    parser.add_argument('--mode', choices=evaluate.MODES, default='fusion')
-    parser.add_argument('--max_side', type=int, default=256, help='photos resized to this longest side')
-    parser.add_argument('--seed', type=int, default=2026)
+    parser.add_argument('--precision', default='auto', choices=evaluate.PRECISIONS + ('auto',))
+    parser.add_argument('--sheets', help='folder for one contact sheet per class')
+    parser.add_argument('--sheets_licences', action='store_true',
+                        help='contact sheets with the openly licensed photos and the generated scenes only')
     args = parser.parse_args(argv)
-    kind = evaluate.KinD(args.checkpoint_dir)
-    rng = np.random.default_rng(args.seed)
-    photos = {name: synthetic.photo(name, args.max_side) for name in synthetic.PHOTOS}
-    counts = {rule: np.zeros(len(FAILURES), int) for rule in RULES}
-    total = 0
-    print('mode %s; PSNR / SSIM / exposure error, mean over %d photos' % (args.mode, len(photos)))
-    print('| condition | ' + ' | '.join(RULES) + ' |')
-    print('|---' * (len(RULES) + 1) + '|')
-    rows = [('well exposed (the original)', None, None, None)] + conditions()
-    for label, stops, sensor, quality in rows:
-        scores = {rule: [] for rule in RULES}
-        for original in photos.values():
-            dark = original if stops is None else synthetic.capture(
-                original, stops, sensor[1], sensor[2], rng, quality)
-            for rule, (output, _) in enhance_all(kind, dark / 255.0, args.mode).items():
-                scores[rule].append((utils.psnr(original, output), utils.ssim_metric(original, output),
-                                     abs(math.log(max(output.mean(), 0.5) / original.mean()))))
-                counts[rule] += failures(dark, output)
-            total += 1
-        print('| %s | %s |' % (label, ' | '.join('%.2f / %.3f / %.2f' % tuple(np.mean(scores[r], axis=0))
-                                                for r in RULES)), flush=True)
-    print('\nnight scenes (no reference): sky mean in -> out, lit parts in -> out, alpha')
-    for index in range(NIGHT_SCENES):
-        dark, sky = synthetic.night_scene(300, 450, rng)
-        line = []
-        for rule, (output, alpha) in enhance_all(kind, dark / 255.0, args.mode).items():
-            luminance_in, luminance_out = dark.mean(axis=2) / 255.0, output.mean(axis=2) / 255.0
-            line.append('%s: sky %.3f -> %.3f, lit %.3f -> %.3f, alpha %.2f' % (
-                rule, luminance_in[sky].mean(), luminance_out[sky].mean(), luminance_in[~sky].mean(),
-                luminance_out[~sky].mean(), alpha))
-            counts[rule] += failures(dark, output)
-        total += 1
-        print('night %d: %s' % (index + 1, '; '.join(line)), flush=True)
-    print('\nfailures over all %d images:' % total)
-    print('| rule | ' + ' | '.join(FAILURES) + ' |')
-    print('|---' * (len(FAILURES) + 1) + '|')
+    items = photos(args.set) + generated()
+    kind = evaluate.KinD(args.checkpoint_dir, precision=args.precision)
+    kind.enhance_pixels(items[0][2], 'auto')      # the graph's first run and the response table
+    counts = {(rule, group): [0, 0] for rule in RULES for group in exposure_checks.CLASSES + ('all',)}
+    seconds = {rule: 0.0 for rule in RULES}
+    failures, sheets = [], {group: [] for group in exposure_checks.CLASSES}
+    shown = open_licensed() if args.sheets_licences else None
+    print('machine: %d CPUs (%s), precision %s; %d photos and %d generated scenes' % (
+        os.cpu_count(), ', '.join(sorted(utils.cpu_flags() & set(utils.NATIVE_BF16_FLAGS))) or 'AVX2',
+        kind.precision, len(items) - len(generated()), len(generated())))
+    for group, name, pixels in items:
+        outputs = {}
+        for rule in RULES:
+            start = time.perf_counter()
+            outputs[rule], chosen = kind.enhance_pixels(pixels, rule)
+            seconds[rule] += time.perf_counter() - start
+            failed = exposure_checks.failures(group, pixels, outputs[rule])
+            for key in ((rule, group), (rule, 'all')):
+                counts[key][0] += not failed
+                counts[key][1] += 1
+            if rule == 'auto':
+                verdict = '; '.join(failed) or 'pass'
+                if failed:
+                    failures.append('%s %s: %s (%s)' % (group, name, verdict, chosen.describe()))
+                if shown is None or name in shown or name.startswith('generated'):
+                    sheets[group].append(('%s: %s | %s' % (name, verdict, chosen.describe()),
+                                          [pixels, outputs['auto'], outputs[5.0]]))
+    print('\n| rule | ' + ' | '.join(exposure_checks.CLASSES) + ' | all |')
+    print('|---' * (len(exposure_checks.CLASSES) + 2) + '|')
     for rule in RULES:
-        print('| %s | %s |' % (rule, ' | '.join(str(c) for c in counts[rule])))
+        cells = ['%d / %d' % tuple(counts[rule, group]) for group in exposure_checks.CLASSES + ('all',)]
+        print('| %s | %s |' % ('--ratio %s' % (rule if isinstance(rule, str) else '%g' % rule), ' | '.join(cells)))
+    print('\nfailures of --ratio auto:')
+    for line in failures:
+        print('  ' + line)
+    print('\nseconds per image: auto %.3f, --ratio 5 %.3f (%.2fx), global %.3f' % (
+        seconds['auto'] / len(items), seconds[5.0] / len(items), seconds['auto'] / seconds[5.0],
+        seconds['global'] / len(items)))
+    if args.sheets:
+        os.makedirs(args.sheets, exist_ok=True)
+        for group, rows in sheets.items():
+            if rows:
+                write_sheet(os.path.join(args.sheets, group + '.jpg'), rows)
+        print('contact sheets (input | auto | --ratio 5): %s/' % args.sheets.rstrip('/'))
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,9 +1,11 @@
-"""brightness.py: the --ratio auto features, checked against scipy, and the ridge fit."""
+"""brightness.py: the LOL regression's features, checked against scipy, and its ridge fit; --ratio global's
+metering on an analytic renderer."""
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
 import brightness
+import synthetic
 
 
 def blur(image, sigma):
@@ -77,3 +79,59 @@ def test_fit_copes_with_a_feature_missing_everywhere_and_refuses_bad_shapes():
         brightness.fit(rows[:, :5], rows[:, 0])
     with pytest.raises(ValueError, match='one target per row'):
         brightness.fit(rows, rows[:5, 0])
+
+
+# ---- --ratio global (brightness.choose_ratio) on an analytic renderer: clip(gain(alpha) x input) ---
+
+def render_gain(raw, exponent=1.0, scale=1.0):
+    return lambda alpha: np.clip(raw * scale * alpha ** exponent, 0.0, 1.0)
+
+
+def test_metering_reaches_the_target_exactly_where_nothing_binds():
+    raw = np.full((40, 60, 3), 0.05)
+    raw[:20] = 0.04
+    alpha = brightness.choose_ratio(raw, render_gain(raw), None)
+    expected = brightness.MID_GREY / raw.mean()          # mean(alpha x raw) = MID_GREY
+    assert alpha == pytest.approx(expected, rel=0.01)
+    falling = brightness.choose_ratio(raw, render_gain(raw, -1.0, 20.0), None)   # darker as alpha grows
+    assert falling == pytest.approx(20.0 / expected, rel=0.01)
+
+
+def test_metering_stops_at_the_clipping_allowance():
+    raw = np.full((50, 60, 3), 0.05)
+    raw[:5, :30] = 0.2            # 5 % of the pixels: clipped from a gain of 5, short of the target's ~8
+    alpha = brightness.choose_ratio(raw, render_gain(raw), None)
+    assert alpha == pytest.approx(5.0, rel=0.01) and alpha < 5.0
+    assert brightness.MID_GREY / raw.mean() > 7.5
+
+
+def test_the_floor_wins_over_the_target_for_a_bright_input():
+    raw = np.full((30, 30, 3), 0.7)
+    alpha = brightness.choose_ratio(raw, render_gain(raw), None)
+    assert np.clip(raw * alpha, 0, 1).mean() >= 0.7 - 1.0 / 255
+    assert alpha == pytest.approx(1.0, rel=0.01)        # the target is the input's own mean
+
+
+def test_global_exposure_target():
+    dark, middle, bright = (type('S', (), {'mean': m}) for m in (0.05, 0.25, 0.5))
+    assert brightness.exposure_target(dark) == pytest.approx(brightness.MID_GREY)
+    assert brightness.exposure_target(dark, predicted=0.9) == brightness.EXPOSURE_BAND[1]
+    assert brightness.exposure_target(dark, predicted=0.35) == pytest.approx(0.35)
+    assert brightness.exposure_target(bright) == 0.5
+    assert brightness.exposure_target(middle) == pytest.approx(0.5 * brightness.MID_GREY + 0.5 * 0.25)
+
+
+def test_a_night_sky_is_told_by_the_global_rule():
+    rng = np.random.default_rng(3)
+    dark, _ = synthetic.night_scene(150, 225, rng)
+    assert brightness.GlobalScene(dark / 255.0).night
+    capture = synthetic.capture(synthetic.photo('coffee', 160), 4, *synthetic.SENSORS[1][1:], rng)
+    assert not brightness.GlobalScene(capture / 255.0).night
+
+
+def test_the_lol_regression_applies_only_near_its_training_features():
+    count = len(brightness.FEATURE_NAMES)
+    fit = {'feature_mean': [0.0] * count, 'feature_scale': [1.0] * count}
+    assert brightness.applies(fit, np.full(count, 1.9))
+    assert not brightness.applies(fit, np.full(count, 2.1))
+    assert brightness.applies(fit, np.r_[np.full(count - 1, np.nan), 6.0])     # missing = the mean

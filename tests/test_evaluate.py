@@ -9,6 +9,7 @@ from PIL import Image
 import brightness
 import data
 import evaluate
+import exposure
 import pipeline
 import utils
 from conftest import write_pairs
@@ -98,8 +99,8 @@ def test_demo_runs_without_any_data(random_checkpoints, tmp_path, capsys, monkey
     assert 'demo: no LOLdataset/eval15 found' in out
     rows = table_rows(out)
     assert sorted(rows) == sorted(n + '.png' for n in evaluate.DEMO_IMAGES)
-    assert 'ratio auto (metered' in out       # photos: --ratio auto is the default
-    assert all(brightness.METER_RANGE[0] <= r[0] <= brightness.METER_RANGE[1] for r in rows.values())
+    assert 'ratio auto (a tone curve' in out       # photos: --ratio auto is the default
+    assert all(exposure.ALPHA_RANGE[0] <= r[0] <= exposure.ALPHA_RANGE[1] for r in rows.values())
     for name in evaluate.DEMO_IMAGES:
         assert os.path.isfile(tmp_path / 'results' / (name + '_kindle.png'))
 
@@ -189,7 +190,7 @@ def constant_brightness_fit(mean):
             'clip': [np.log(mean)] * 2}
 
 
-def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkpoints, pairs, tmp_path, capsys):
+def test_metering_with_or_without_the_fit_whole_and_tiled(random_checkpoints, pairs, tmp_path, capsys):
     import json
     import shutil
     checkpoints = tmp_path / 'ck'
@@ -198,7 +199,7 @@ def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkp
     common = ['--input', os.path.join(pairs, 'low'), '--output', str(tmp_path / 'o'),
               '--checkpoint_dir', str(checkpoints), '--no_progress', '--ratio', 'auto']
     status, out, _ = run_cli(capsys, *common)                   # no fit: metered without the regression
-    assert status == 0 and 'ratio auto (metered' in out
+    assert status == 0 and 'ratio auto (a tone curve' in out
     fit_file.write_text(json.dumps({'log_scale': 0.5, 'exponent': -0.75}))     # an older version's fit
     status, out, _ = run_cli(capsys, *common)
     assert status == 1 and "not a fit of this version's brightness features" in out
@@ -206,22 +207,27 @@ def test_auto_ratio_meters_with_or_without_the_fit_whole_and_tiled(random_checkp
     pixels = data.read_pixels(os.path.join(pairs, 'low', '2.png'))[0]
     raw, image = data.to_float(pixels), data.normalise(pixels)
     results = {}
-    for tile_size in (0, 32):                      # whole, and 4 tiles fed the stages computed before
+    for tile_size in (0, 32):                      # whole, and 4 tiles
         kind = evaluate.KinD(str(checkpoints), tile_size=tile_size)
         for mode in evaluate.MODES:
-            output, exposure = kind.enhance_pixels(pixels, 'auto', mode)
-            # the metering of full passes at each alpha (enhance) chooses the same alpha
+            # --ratio global: the metering of full passes at each alpha (enhance) chooses the same alpha
+            output, chosen = kind.enhance_pixels(pixels, 'global', mode)
             expected = brightness.choose_ratio(raw, lambda a: kind.enhance(image, a, mode),
                                                brightness.lol_prediction(kind.brightness_fit(), raw))
-            assert exposure.alpha == pytest.approx(expected, rel=1e-4)
-            assert brightness.METER_RANGE[0] <= exposure.alpha <= brightness.METER_RANGE[1]
-            np.testing.assert_array_equal(output, data.to_uint8(kind.enhance(image, exposure, mode)))
-            results.setdefault(mode, []).append((output, exposure.alpha))
+            assert chosen.alpha == pytest.approx(expected, rel=1e-4) and chosen.source == 'global'
+            np.testing.assert_array_equal(output, data.to_uint8(kind.enhance(image, chosen, mode)))
+            # --ratio auto: the tone curve, whose file is the file of that curve
+            output, chosen = kind.enhance_pixels(pixels, 'auto', mode)
+            assert isinstance(chosen, exposure.ToneCurve)
+            assert exposure.ALPHA_RANGE[0] <= chosen.alpha <= exposure.ALPHA_RANGE[1]
+            np.testing.assert_array_equal(output, data.to_uint8(kind.enhance(image, chosen, mode)))
+            np.testing.assert_array_equal(output, kind.enhance_pixels(pixels, chosen.at(chosen.alpha), mode)[0])
+            results.setdefault(mode, []).append((output, chosen.alpha))
         kind.close()
     for (whole, alpha_whole), (tiled, alpha_tiled) in results.values():
         assert alpha_tiled == pytest.approx(alpha_whole, rel=1e-3) and np.abs(tiled.astype(int) - whole).max() <= 1
     status, out, _ = run_cli(capsys, *common, '--high', os.path.join(pairs, 'high'), '--overwrite')
-    assert status == 0 and 'ratio auto (metered' in out
+    assert status == 0 and 'ratio auto (a tone curve' in out
     assert table_rows(out)['2.png'][0] == pytest.approx(results['fusion'][0][1], abs=1e-4)
 
 
