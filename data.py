@@ -13,7 +13,9 @@ from utils import UserError, atomic_write, progress_iter, quantise
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
 NORMALISE_FLOOR = 0.001          # spec 2.1: (v - min) / max(max - min, 0.001)
-DEFAULT_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS   # PIL's decompression-bomb limit (89,478,485)
+# The decompression-bomb guard: PIL's own error limit, twice its warning (178,956,970 pixels), so
+# that 100-150 MP photos pass and a bomb does not.
+DEFAULT_MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
 
@@ -26,14 +28,15 @@ class ImageError(UserError):
         self.path, self.reason = path, reason
 
 
-def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     """Read any image PIL opens as RGB pixels, oriented as a viewer shows it, in the least memory.
 
     Returns (array HxWx3, notes): uint8 for 8-bit images (every mode but 16-bit and float), float32
     in [0, 1] otherwise; notes lists lossy conversions made (e.g. alpha dropped). 16-bit grayscale
     is scaled by 1/65535 and float images by their maximum instead of being clipped; EXIF
-    orientation is applied (spec 9, Q16). Raises ImageError with a one-line reason for anything
-    that cannot be read.
+    orientation is applied (spec 9, Q16). `check_size(width, height)`, called before the pixels
+    are decoded, may refuse the image with a reason (a string). Raises ImageError with a one-line
+    reason for anything that cannot be read.
     """
     if not os.path.isfile(path):
         raise ImageError(path, 'not a regular file')
@@ -54,6 +57,9 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
                 raise ImageError(path, '%dx%d = %d pixels is above the limit of %d (decompression-bomb '
                                        'guard); raise it with --max_image_pixels if you trust this file'
                                  % (width, height, width * height, max_pixels))
+            refused = check_size(width, height) if check_size else None
+            if refused:
+                raise ImageError(path, refused)
             image.load()
             image = ImageOps.exif_transpose(image)
             array = _to_rgb(image, notes)

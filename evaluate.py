@@ -417,10 +417,10 @@ def write_ratio_table(path, rows):
     utils.atomic_write(path, lambda stream: stream.write(text.getvalue().encode()))
 
 
-def _read(path, high_dir, max_pixels):
+def _read(path, high_dir, max_pixels, check_size=None):
     """Background job: the input's pixels (data.read_pixels), its notes, and the ground truth's
     pixels (or None)."""
-    pixels, notes = data.read_pixels(path, max_pixels)
+    pixels, notes = data.read_pixels(path, max_pixels, check_size)
     if high_dir is None:
         return pixels, notes, None
     high_path = os.path.join(high_dir, os.path.basename(path))
@@ -478,15 +478,18 @@ def run(args):
         ', '.join(kind.checkpoints.values())))
     inputs = {os.path.realpath(p) for p in images}
     taken, rows, failures, notes_said, ratio_rows = set(), [], [], set(), []
+    check_size = pipeline.memory_check(args.tile_size)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        reads = [pool.submit(_read, path, args.high, args.max_image_pixels) for path in images[:2]]
+        # one read ahead of the nets and one write behind them: at most three photos in memory
+        reads = [pool.submit(_read, images[0], args.high, args.max_image_pixels, check_size)]
         writes = []
         iterator = images if args.no_progress else _tqdm(images)
         for index, path in enumerate(iterator):
-            if index + 2 < len(images):
-                reads.append(pool.submit(_read, images[index + 2], args.high, args.max_image_pixels))
+            if index + 1 < len(images):
+                reads.append(pool.submit(_read, images[index + 1], args.high, args.max_image_pixels, check_size))
             try:
                 pixels, notes, high = reads[index].result()
+                reads[index] = None
                 for note in notes:
                     if note not in notes_said:
                         notes_said.add(note)

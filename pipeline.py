@@ -49,6 +49,35 @@ def tile_grid(height, width, tile_size, margin):
     return [(rows, cols) for rows in spans(height, tile_size, margin) for cols in spans(width, tile_size, margin)]
 
 
+# Peak memory of enhance beyond the process's own (measured, benchmarks/benchmark_memory.py): the
+# photo's pixels, the decoder's RGBX copy and the output (uint8) with the save's copy, per pixel, and
+# TensorFlow's working set per pixel of a tile with its margins (about 0.9 GiB at the default size).
+PHOTO_BYTES_PER_PIXEL = 10
+TILE_BYTES_PER_PIXEL = 900
+
+
+def peak_bytes(height, width, tile_size, margin=None):
+    """The memory enhancing a photo of this size needs on top of a loaded model, estimated."""
+    margin = TILE_MARGIN if margin is None else margin
+    tile = min(height * width, (tile_size + 2 * margin) ** 2) if tile_size else height * width
+    return PHOTO_BYTES_PER_PIXEL * height * width + TILE_BYTES_PER_PIXEL * tile
+
+
+def memory_check(tile_size, available=None):
+    """A data.read_pixels check_size that refuses a photo whose peak_bytes exceed the memory
+    available (utils.available_memory, or `available` bytes), before anything is decoded."""
+    def check(width, height):
+        from utils import available_memory
+        free = available_memory() if available is None else available
+        needed = peak_bytes(height, width, tile_size)
+        if free is not None and needed > free:
+            return ('%dx%d = %.1f MP needs about %.1f GiB, this machine has %.1f GiB available (close other '
+                    'programs, or use --tile_size 512 or a smaller copy)' % (
+                        width, height, width * height / 1e6, needed / 2 ** 30, free / 2 ** 30))
+        return None
+    return check
+
+
 def metering_factor(height, width):
     """The box-downscale factor that brings an image to at most METER_MAX_PIXELS."""
     return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))

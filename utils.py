@@ -108,6 +108,27 @@ def describe_precision(precision):
     return '%s (auto: %s)' % (resolved, 'set by $%s' % PRECISION_VARIABLE if forced_precision() else 'this CPU')
 
 
+def available_memory():
+    """Bytes this process can still allocate: /proc/meminfo's MemAvailable, lowered to the cgroup's
+    limit less its usage where one is set; None where neither can be read."""
+    values = []
+    try:
+        with open('/proc/meminfo') as stream:
+            for line in stream:
+                if line.startswith('MemAvailable:'):
+                    values.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        with open('/sys/fs/cgroup/memory.max') as limit, open('/sys/fs/cgroup/memory.current') as usage:
+            text = limit.read().strip()
+            if text != 'max':
+                values.append(int(text) - int(usage.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return min(values) if values else None
+
+
 def atomic_write(path, write):
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
     folder = os.path.dirname(os.path.abspath(path))
