@@ -133,7 +133,7 @@ class Enhance(beam.DoFn):
             yield dict(row, output='', status='failed', detail=reason)
             return
         yield dict(row, alpha='%.6g' % chosen.alpha, exposure=chosen.describe(),
-                   input_mean='%.6f' % data.to_float(pixels).mean(), output_mean='%.6f' % (output.mean() / 255.0),
+                   input_mean='%.6f' % data.mean_level(pixels), output_mean='%.6f' % (output.mean() / 255.0),
                    status='ok', detail='; '.join(notes))
 
     def _read(self, readable):

@@ -25,7 +25,7 @@ HIGH_PASS_SIGMA = 1.0      # noise = image - gaussian_1(image), per channel
 BAND_SIGMA = 2.0           # the level a pixel's noise is binned by: gaussian_2(luminance)
 NOISE_BANDS = ((0, 2), (2, 5), (5, 10), (10, np.inf))   # luminance bands, 8-bit units
 MIN_BAND_PIXELS = 100      # fewer pixels in a band: its noise is missing (NaN, filled by the fit)
-FEATURE_MAX_SIDE = 2048    # larger images are metered on their central 2048 x 2048 crop
+FEATURE_MAX_SIDE = 1024    # larger images are metered on their central crop (LOL's are 600 x 400)
 RIDGE = 1.0                # on standardised features; the CV error is flat from 0.01 to 10
 CV_FOLDS = 10
 # --ratio auto (choose_ratio)

@@ -61,7 +61,7 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
             if refused:
                 raise ImageError(path, refused)
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)   # no copy of a large photo
             array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None
@@ -101,6 +101,12 @@ def to_float(pixels):
     if pixels.dtype == np.uint8:
         return pixels.astype(np.float32) / 255.0
     return np.asarray(pixels, dtype=np.float32)
+
+
+def mean_level(pixels):
+    """The mean over pixels and channels in [0, 1] of read_pixels' array, without a float copy."""
+    mean = float(np.mean(pixels, dtype=np.float64))
+    return mean / 255.0 if pixels.dtype == np.uint8 else mean
 
 
 def normalisation(image):

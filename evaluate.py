@@ -499,7 +499,8 @@ def run(args):
                 else:
                     chosen = ratio_source if ratio_source in RULES else ratio
                 written, relit = kind.enhance_pixels(pixels, chosen, mode, ev=args.ev)
-                alpha = relit.alpha
+                alpha, input_mean = relit.alpha, data.mean_level(pixels)
+                del pixels            # not kept while the output is saved: a large photo's memory
             except utils.UserError as error:
                 failures.append(str(error))
                 _say(iterator, 'failed: %s' % error)
@@ -511,8 +512,8 @@ def run(args):
                                'outputs)' % (path, destination))
             writes.append((path, destination, pool.submit(data.save_image, destination, written)))
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
-                               relit.describe(), ratio_source, mode, '%.4f' % data.to_float(pixels).mean(), '%.4f' % (written.mean() / 255.0),
-                               'ok'))
+                               relit.describe(), ratio_source, mode, '%.4f' % input_mean,
+                               '%.4f' % data.mean_level(written), 'ok'))
             if high is not None:
                 truth = high if high.dtype == np.uint8 else utils.quantise(high)
                 rows.append((os.path.basename(path), alpha, utils.psnr(truth, written),

@@ -86,14 +86,15 @@ def main():
     if reason:
         sys.exit('error: %s' % reason)
     relighter = app.Relighter(args.checkpoint_dir)
+    photos = app.OpenPhotos()
     demo = tempfile.mkdtemp(prefix='kind_app_demo_')
-    photos = app.demo_photos(demo)
-    page = app.build_page(relighter, photos)
-    address = app.launch(page, relighter, free_port(), demo)
+    demo_paths = app.demo_photos(demo)
+    page = app.build_page(relighter, photos, demo_paths)
+    address = app.launch(page, photos, free_port(), demo)
     driver = headless_chromium()
     try:
         driver.get(address)
-        upload(driver, photos[app.evaluate.DEMO_IMAGES.index(args.photo)])
+        upload(driver, demo_paths[app.evaluate.DEMO_IMAGES.index(args.photo)])
         wait_for(driver, '#after img')
         time.sleep(SETTLE_S)
         shot = os.path.join(demo, 'shot.png')
@@ -102,6 +103,7 @@ def main():
     finally:
         driver.quit()
         page.close()
+        photos.close()
         relighter.close()
         shutil.rmtree(demo, ignore_errors=True)
     print('wrote %s (%d kB)' % (args.output, os.path.getsize(args.output) // 1024))

@@ -265,3 +265,16 @@ def test_pipeline_defaults_and_tiles_give_evaluate_s_file_in_each_precision(save
                 key = '%s_%d' % (precision, tile_size)
                 assert float(arrays[key + '_alpha']) == pytest.approx(exposure.alpha, rel=1e-3), key
                 assert max_levels(arrays[key], expected) <= levels, key
+
+
+@pytest.mark.slow
+def test_pipeline_enhances_a_5_mp_photo_as_evaluate(saved_model, kinds, tmp_path):
+    """A generated 5 MP photo (above the previous 4 MP limit of whole-image inference) goes through
+    the pipeline's tiles and gives evaluate.py's file."""
+    folder, output = tmp_path / 'in', str(tmp_path / 'out')
+    folder.mkdir()
+    path = dark_image(str(folder / 'phone.png'), (1944, 2592), seed=11)
+    result = run_pipeline(str(folder), output, saved_model, '--ratio', '3', '--precision', 'float32')
+    assert result.returncode == 0 and '1 enhanced' in result.stdout, result.stderr[-3000:]
+    written = np.asarray(Image.open(os.path.join(output, 'phone_kindle.png')))
+    assert max_levels(written, reference(kinds['float32'], path, 3.0, 'fusion')) <= MAX_LEVELS
