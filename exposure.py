@@ -53,9 +53,9 @@ TARGET_TOLERANCE = 0.005              # a target met this close is met
 REACHABLE = 0.9                       # an unreachable target is met 90 % of the way from alpha 1
 METER_GRID = 15                       # alphas measured, log-spaced over ALPHA_RANGE (0.54 apart) ...
 METER_REFINE = 4                      # ... then the chosen one checked and bisected this many times
-RENDER_PIXELS = 40_000                # the copy rendered while metering
+RENDER_PIXELS = 24_576                # the copy rendered while metering
 TEXTURE_PIXELS = 12_288               # the grid the reflectance's structure is measured on
-SHADOW_LEVEL, SHADOW_GAIN, SHADOW_LIFT = 0.08, 2.2, 0.035
+SHADOW_LEVEL, SHADOW_GAIN, SHADOW_LIFT = 0.08, 2.5, 0.045
 SHADOW_CEILING = 0.09                 # the shadow lift raises the mean by at most this (or the target's)
 NOT_DARKER = 1.0 / 255                # the output's mean and its brightest tenth's lose at most this
 BRIGHT_PERCENT = 10
@@ -281,19 +281,20 @@ def _first_crossing(log_alphas, values, level):
     return log_alphas[index - 1] + fraction * (log_alphas[index] - log_alphas[index - 1])
 
 
-def choose(raw, stages, render, response, scale, predicted=None):
+def choose(raw, stages, render, response, scale, predict=None):
     """--ratio auto's ToneCurve from the render copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
     decomposed `stages`, `render(exposure)` its output at an exposure, `response` the nets'
-    AdjustmentResponse, `scale` its pixels per photo pixel, `predicted` the LOL regression's mean
-    (brightness.lol_prediction) or None. Renders METER_GRID alphas (twice where the bright shape
+    AdjustmentResponse, `scale` its pixels per photo pixel, `predict()` the LOL regression's mean
+    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo). Renders METER_GRID alphas (twice where the bright shape
     cannot reach the target), then at most METER_REFINE + 1 more."""
     scene = Scene(raw, stages['reflectance'], scale)
     # The LOL regression predicts a mean over pixels and channels: met as such where it applies.
+    luminance_mean = float(scene.luminance[scene.metered].mean())
+    rgb_mean = float(np.asarray(raw)[scene.metered].mean())
+    dark = min(luminance_mean, rgb_mean) < TARGET_KNOTS[1][0]       # where a prediction moves the target
+    predicted = predict() if predict is not None and dark else None
     metered = 0 if predicted is None else 5
-    if predicted is None:
-        target = exposure_target(float(scene.luminance[scene.metered].mean()))
-    else:
-        target = exposure_target(float(np.asarray(raw)[scene.metered].mean()), predicted)
+    target = exposure_target(luminance_mean) if predicted is None else exposure_target(rgb_mean, predicted)
     shape = tone_shape(scene.mean)
     log_alphas = np.linspace(math.log(ALPHA_RANGE[0]), math.log(ALPHA_RANGE[1]), METER_GRID)
 

@@ -27,7 +27,7 @@ TILE_MARGIN = int(math.ceil((RECEPTIVE_RADIUS['DecomNet'] + max(
     RECEPTIVE_RADIUS['Restoration_net'], GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net']))
     / TILE_ALIGN) * TILE_ALIGN)
 DEFAULT_TILE_SIZE = 768      # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
-METER_MAX_PIXELS = 512 * 512  # --ratio auto meters on a box-downscaled copy of at most this many pixels
+METER_MAX_PIXELS = 1024 * 1024  # --ratio auto meters on a box-downscaled copy of at most this many pixels
 BAND_ROWS = 256              # the metering copy is summed over bands of about this many rows
 
 
@@ -184,12 +184,14 @@ def meter(nets, pixels, mode, tile_size, margin, fit=None, rule='auto'):
     small, factor = metering_copy(pixels)
     image = data.normalise(small, data.normalisation(pixels))
     stages = decompose(nets, image, tile_size, margin)
-    predicted = None
-    if fit is not None:
-        predicted = brightness.lol_prediction(fit, data.to_float(brightness.central_crop(pixels)))
+    def predict():
+        if fit is None:
+            return None
+        return brightness.lol_prediction(fit, data.to_float(brightness.central_crop(pixels)))
+
     if rule == 'global':
         alpha = brightness.choose_ratio(small, lambda a: relight(
-            nets, image, stages, exposure.Exposure(a), mode, tile_size, margin), predicted)
+            nets, image, stages, exposure.Exposure(a), mode, tile_size, margin), predict())
         chosen = exposure.Exposure(alpha, 'global')
     else:
         render_factor = max(1, math.ceil(math.sqrt(small.shape[0] * small.shape[1] / exposure.RENDER_PIXELS)))
@@ -200,6 +202,6 @@ def meter(nets, pixels, mode, tile_size, margin, fit=None, rule='auto'):
             return nets.relight_tile(copy_image, copy, curve.ratio_map(copy['illumination']), mode)
 
         chosen = exposure.choose(box_downscale(small, render_factor), copy, render, adjustment_response(nets),
-                                 1.0 / (factor * render_factor), predicted)
+                                 1.0 / (factor * render_factor), predict)
     whole = factor == 1 and len(tile_grid(*pixels.shape[:2], tile_size, margin)) == 1
     return chosen, (stages if whole else None)

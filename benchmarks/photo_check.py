@@ -9,7 +9,7 @@ scenes of tests/test_photos.py (two of each class, synthetic.py) is enhanced wit
 defaults (fusion, --precision auto) under three rules: `auto` (the default: exposure.choose), `5`
 (the authors' fixed ratio) and `global` (one metered alpha, the previous auto). Printed: the
 per-class pass counts of each rule, every failure of `auto` with its reason and what it chose,
-and the seconds per image of `auto` against `5`. --sheets writes one JPEG per class, a row per
+and the seconds per image of `auto` against `5` (real photos and the small generated scenes apart). --sheets writes one JPEG per class, a row per
 photo: input | auto | --ratio 5, labelled; --sheets_licences keeps the photos whose licence in
 benchmarks/photo_set.csv is an open one (what docs/photos/ commits), the generated scenes always.
 """
@@ -98,8 +98,9 @@ def main(argv=None):
     items = photos(args.set) + generated()
     kind = evaluate.KinD(args.checkpoint_dir, precision=args.precision)
     kind.enhance_pixels(items[0][2], 'auto')      # the graph's first run and the response table
-    counts = {(rule, group): [0, 0] for rule in RULES for group in exposure_checks.CLASSES + ('all',)}
-    seconds = {rule: 0.0 for rule in RULES}
+    columns = exposure_checks.CLASSES + ('photos', 'generated', 'all')
+    counts = {(rule, group): [0, 0] for rule in RULES for group in columns}
+    seconds = {(rule, source): 0.0 for rule in RULES for source in ('photos', 'generated')}
     failures, sheets = [], {group: [] for group in exposure_checks.CLASSES}
     shown = open_licensed() if args.sheets_licences else None
     print('machine: %d CPUs (%s), precision %s; %d photos and %d generated scenes' % (
@@ -108,31 +109,34 @@ def main(argv=None):
     for group, name, pixels in items:
         outputs = {}
         for rule in RULES:
+            source = 'generated' if name.startswith('generated') else 'photos'
             start = time.perf_counter()
             outputs[rule], chosen = kind.enhance_pixels(pixels, rule)
-            seconds[rule] += time.perf_counter() - start
+            seconds[rule, source] += time.perf_counter() - start
             failed = exposure_checks.failures(group, pixels, outputs[rule])
-            for key in ((rule, group), (rule, 'all')):
+            for key in ((rule, group), (rule, source), (rule, 'all')):
                 counts[key][0] += not failed
                 counts[key][1] += 1
             if rule == 'auto':
-                verdict = '; '.join(failed) or 'pass'
+                verdict, described = '; '.join(failed) or 'pass', chosen.describe()
                 if failed:
-                    failures.append('%s %s: %s (%s)' % (group, name, verdict, chosen.describe()))
-                if shown is None or name in shown or name.startswith('generated'):
-                    sheets[group].append(('%s: %s | %s' % (name, verdict, chosen.describe()),
-                                          [pixels, outputs['auto'], outputs[5.0]]))
-    print('\n| rule | ' + ' | '.join(exposure_checks.CLASSES) + ' | all |')
-    print('|---' * (len(exposure_checks.CLASSES) + 2) + '|')
+                    failures.append('%s %s: %s (%s)' % (group, name, verdict, described))
+        if shown is None or name in shown or name.startswith('generated'):
+            sheets[group].append(('%s: %s | %s' % (name, verdict, described), [pixels, outputs['auto'], outputs[5.0]]))
+    print('\n| rule | ' + ' | '.join(columns) + ' |')
+    print('|---' * (len(columns) + 1) + '|')
     for rule in RULES:
-        cells = ['%d / %d' % tuple(counts[rule, group]) for group in exposure_checks.CLASSES + ('all',)]
+        cells = ['%d / %d' % tuple(counts[rule, group]) for group in columns]
         print('| %s | %s |' % ('--ratio %s' % (rule if isinstance(rule, str) else '%g' % rule), ' | '.join(cells)))
     print('\nfailures of --ratio auto:')
     for line in failures:
         print('  ' + line)
-    print('\nseconds per image: auto %.3f, --ratio 5 %.3f (%.2fx), global %.3f' % (
-        seconds['auto'] / len(items), seconds[5.0] / len(items), seconds['auto'] / seconds[5.0],
-        seconds['global'] / len(items)))
+    print()
+    for source in ('photos', 'generated'):
+        count = counts['auto', source][1]
+        print('seconds per image, %s: auto %.3f, --ratio 5 %.3f (auto %.2fx), global %.3f' % (
+            source, seconds['auto', source] / count, seconds[5.0, source] / count,
+            seconds['auto', source] / seconds[5.0, source], seconds['global', source] / count))
     if args.sheets:
         os.makedirs(args.sheets, exist_ok=True)
         for group, rows in sheets.items():

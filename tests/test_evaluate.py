@@ -262,8 +262,8 @@ def test_box_downscale_averages_blocks_in_bands(monkeypatch):
     expected = [[pixels[3 * i:3 * i + 3, 3 * j:3 * j + 3].mean(axis=(0, 1)) for j in range(25)] for i in range(34)]
     monkeypatch.setattr(pipeline, 'BAND_ROWS', 7)                     # several bands, a ragged last one
     np.testing.assert_allclose(pipeline.box_downscale(pixels, 3), expected, rtol=1e-6)
-    copy, factor = pipeline.metering_copy(np.zeros((1030, 1030, 3), np.uint8))
-    assert factor == 3 and copy.shape == (343, 343, 3) and copy.dtype == np.float32
+    copy, factor = pipeline.metering_copy(np.zeros((2060, 2060, 3), np.uint8))     # 2.01^2 x METER_MAX_PIXELS
+    assert factor == 3 and copy.shape == (686, 686, 3) and copy.dtype == np.float32
 
 
 def test_precision_auto_resolves_by_the_variable_then_the_cpu_flags(tmp_path, monkeypatch):

@@ -68,11 +68,11 @@ def test_memory_beyond_the_uint8_buffers_does_not_grow_with_the_photo():
 
 
 def test_the_metering_copy_is_a_box_downscale_of_the_whole_photo():
-    pixels = dark_pixels(1100, 900)                                # 990k px: factor 2
+    pixels = dark_pixels(2200, 1800)                               # 3.96 MP: factor 2
     copy, factor = pipeline.metering_copy(pixels)
-    assert factor == 2 and copy.shape == (550, 450, 3) and copy.dtype == np.float32
+    assert factor == 2 and copy.shape == (1100, 900, 3) and copy.dtype == np.float32
     np.testing.assert_allclose(copy[10, 20], pixels[20:22, 40:42].reshape(-1, 3).mean(0) / 255, rtol=1e-6)
-    small = dark_pixels(300, 400)
+    small = dark_pixels(1000, 1000)                                # <= METER_MAX_PIXELS
     assert pipeline.metering_copy(small)[1] == 1
     np.testing.assert_array_equal(pipeline.metering_copy(small)[0], data.to_float(small))
 

@@ -7,6 +7,7 @@ relight and its download) gives the same bytes by construction, runs repeat byte
 bfloat16 stays within its measured distance of float32. `KIND_PRECISION` forces every `auto`
 choice for the whole suite (docs/TESTS.md).
 """
+import math
 import os
 
 import numpy as np
@@ -63,9 +64,9 @@ def test_the_nets_compute_in_the_chosen_precision(relighter):
 
 
 def test_every_route_gives_the_same_file(relighter, tmp_path, capsys):
-    """The command line, evaluate.enhance, KinD.enhance_pixels and the page (its preview relight
-    and its download) give the same bytes for a fixed ratio, and --ratio auto's file is the file
-    of the alpha it chose."""
+    """The command line, evaluate.enhance and KinD.enhance_pixels give the same bytes for a fixed
+    ratio; --ratio auto's file is the file of the exposure it chose; and the page at a slider level
+    (its preview relight and its download) gives the bytes of `evaluate.py --ratio auto --ev EV`."""
     precision = relighter.kind.precision
     path = photo(tmp_path)
     argv = ['--input', path, '--checkpoint_dir', CHECKPOINTS, '--no_progress', '--precision', precision]
@@ -76,17 +77,23 @@ def test_every_route_gives_the_same_file(relighter, tmp_path, capsys):
     pixels = data.read_pixels(path)[0]
     api = data.to_uint8(evaluate.enhance(data.normalise(pixels), ALPHA, checkpoint_dir=CHECKPOINTS,
                                          precision=precision))
-    opened = relighter.open(path)
-    routes = {'evaluate.enhance': api,
-              'KinD.enhance_pixels': relighter.kind.enhance_pixels(pixels, ALPHA)[0],
-              'page preview': data.to_uint8(relighter.relight(opened, ALPHA, 'fusion')),
-              'page download': saved(relighter.full_resolution(opened, ALPHA, 'fusion'))}
-    for route, output in routes.items():
+    for route, output in {'evaluate.enhance': api,
+                          'KinD.enhance_pixels': relighter.kind.enhance_pixels(pixels, ALPHA)[0]}.items():
         np.testing.assert_array_equal(output, command_line, err_msg=route)
     metered, exposure = relighter.kind.enhance_pixels(pixels, 'auto')
-    assert opened.auto_alpha == exposure.alpha
     np.testing.assert_array_equal(saved(tmp_path / 'auto' / 'dark_kindle.png'), metered)
     np.testing.assert_array_equal(metered, relighter.kind.enhance_pixels(pixels, exposure)[0])
+
+    opened = relighter.open(path)                     # the preview is the photo: it fits one tile
+    assert opened.start == round(math.log2(exposure.alpha), app.EV_DECIMALS)
+    level = opened.start + 0.75
+    ev = relighter.exposure_at(opened, level, 'fusion')[1]
+    assert evaluate.main(argv + ['--output', str(tmp_path / 'ev'), '--ev', '%.2f' % ev]) == 0
+    command_line = saved(tmp_path / 'ev' / 'dark_kindle.png')
+    routes = {'page preview': data.to_uint8(relighter.relight(opened, level, 'fusion')),
+              'page download': saved(relighter.full_resolution(opened, level, 'fusion', str(tmp_path))[0])}
+    for route, output in routes.items():
+        np.testing.assert_array_equal(output, command_line, err_msg=route)
 
 
 def test_runs_repeat_byte_for_byte_and_tiles_stitch_exactly(relighter, tmp_path):
