@@ -80,12 +80,12 @@ def write_png(path, pixels):
 
 class SavedModelNets:
     """pipeline.py's two per-tile steps on a loaded SavedModel's decompose / relight_map signatures
-    in one precision (export.tile_signature's names)."""
+    in one precision (pipeline.tile_signature's names)."""
 
     def __init__(self, tf, signatures, precision):
-        suffix = '' if precision == 'float32' else '_' + precision
         self.tf, self.precision = tf, precision
-        self.decompose, self.relight = signatures['decompose' + suffix], signatures['relight_map' + suffix]
+        self.decompose = signatures[pipeline.tile_signature('decompose', precision)]
+        self.relight = signatures[pipeline.tile_signature('relight_map', precision)]
 
     def decompose_tile(self, image):
         return {name: value.numpy() for name, value in self.decompose(normalised=self.tf.constant(image)).items()}

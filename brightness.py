@@ -28,7 +28,7 @@ MIN_BAND_PIXELS = 100      # fewer pixels in a band: its noise is missing (NaN, 
 FEATURE_MAX_SIDE = 1024    # larger images are metered on their central crop (LOL's are 600 x 400)
 RIDGE = 1.0                # on standardised features; the CV error is flat from 0.01 to 10
 CV_FOLDS = 10
-# --ratio auto (choose_ratio)
+# --ratio global (choose_ratio)
 METER_RANGE = (0.25, 500.0)       # the alphas considered ...
 METER_GRID = 15                   # ... measured at this many log-spaced points (0.54 apart in log)
 METER_REFINE = 8                  # then bisected to 0.2 % of alpha
@@ -135,7 +135,7 @@ def _bisect(inside, start, stop):
 
 
 class GlobalScene:
-    """What --ratio auto needs to know of a raw input at the metering size ([h,w,3] in [0, 1]).
+    """What --ratio global needs to know of a raw input at the metering size ([h,w,3] in [0, 1]).
 
     mean: its mean over pixels and channels; bright: the mask of its brightest tenth (luminance =
     the channel mean), and their mean; clipped: the fraction of pixels with a channel at 255;
@@ -158,7 +158,7 @@ class GlobalScene:
 
 
 def exposure_target(scene, predicted=None):
-    """The output mean --ratio auto aims at for a scene (spec 9): a dark input is brought to
+    """The output mean --ratio global aims at for a scene (spec 9): a dark input is brought to
     `predicted` (the LOL brightness regression, where it applies) or else MID_GREY, kept inside the
     natural band EXPOSURE_BAND; an input already as bright as WELL_EXPOSED keeps its own mean, and
     between DARK_INPUT and WELL_EXPOSED the target moves linearly from one to the other. Never
@@ -188,7 +188,7 @@ def lol_prediction(fit, crop):
 
 
 def choose_ratio(raw, render, predicted=None):
-    """alpha for --ratio auto (spec 9). `raw`: the input's raw RGB [h,w,3] in [0, 1] at the metering
+    """alpha for --ratio global (spec 9). `raw`: the input's raw RGB [h,w,3] in [0, 1] at the metering
     size (pipeline.metering_copy); `render(alpha)`: the enhanced output (float [h,w,3] in [0, 1]) at
     that alpha, at the same size; `predicted`: lol_prediction's output mean, or None.
 
@@ -239,4 +239,3 @@ def choose_ratio(raw, render, predicted=None):
                 (errors[neighbour] <= 0) != (errors[best] <= 0) or abs(errors[neighbour]) < abs(errors[best])):
             return math.exp(_bisect(lambda g: inside(g, errors[best] <= 0), grid[best], grid[neighbour]))
     return math.exp(grid[best])
-

@@ -136,10 +136,10 @@ class KinD:
         return {name: array[0] for name, array in self.session.run(
             {name: self.outputs[name] for name in names}, feed).items()}
 
-    def decompose_tile(self, image):
+    def decompose_tile(self, image, names=METERED_STAGES):
         """{'reflectance': R [h,w,3], 'illumination': I [h,w,1], 'restored': R-hat [h,w,3]} of one
-        normalised tile [h,w,3], whole."""
-        return self._fetch(METERED_STAGES, {self.image: image[None]})
+        normalised tile [h,w,3], whole, or the named ones (only the nets they need run)."""
+        return self._fetch(names, {self.image: image[None]})
 
     def relight_tile(self, image, stages, ratio_map, mode, names=None):
         """The `mode` output [h,w,3] of one tile from its stages and ratio map [h,w,1] (or the named
@@ -167,17 +167,9 @@ class KinD:
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1) at `ratio`
         (a number or an exposure.Exposure): decompose then relight, tile by tile."""
         check_mode(mode)
-        chosen = as_exposure(ratio)
         image = np.asarray(image, np.float32)
-        output = np.empty(image.shape[:2] + (3,), np.float32)
-        for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
-                pipeline.tile_grid(*image.shape[:2], self.tile_size, TILE_MARGIN):
-            tile = image[top:bottom, left:right]
-            stages = self.decompose_tile(tile)
-            ratio_map = chosen.ratio_map(stages['illumination'])
-            output[core_top:core_bottom, core_left:core_right] = self.relight_tile(tile, stages, ratio_map, mode)[
-                core_top - top:core_bottom - top, core_left - left:core_right - left]
-        return output
+        return pipeline.relight_tiles(self, lambda window: image[window], as_exposure(ratio), mode, self.tile_size,
+                                      TILE_MARGIN, np.empty(image.shape[:2] + (3,), np.float32))
 
     def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None, ev=0.0):
         """(saved output uint8 [H,W,3], exposure) of a photo's pixels (data.read_pixels) at `ratio`: a
@@ -239,12 +231,14 @@ class KinD:
             raise utils.UserError('stages are %s, got %s' % (', '.join(STAGES), ', '.join(sorted(unknown))))
         chosen = as_exposure(ratio)
         image = np.asarray(image, np.float32)
+        # the decomposed stages asked for, and I where I-hat is asked for: only their nets run
+        decomposed = [name for name in METERED_STAGES if name in names or (name == 'illumination' and
+                                                                             'adjusted' in names)]
         results = {}
-        for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
-                pipeline.tile_grid(*image.shape[:2], self.tile_size, TILE_MARGIN):
-            tile = image[top:bottom, left:right]
-            stages = ({name: array[top:bottom, left:right] for name, array in given.items()} if given
-                      else self.decompose_tile(tile))
+        for window, core, target in pipeline.tiles(*image.shape[:2], self.tile_size, TILE_MARGIN):
+            tile = image[window]
+            stages = ({name: array[window] for name, array in given.items()} if given
+                      else self.decompose_tile(tile, decomposed))
             fetched = dict(stages)
             if 'adjusted' in names:
                 ratio_map = chosen.ratio_map(stages['illumination'])
@@ -253,8 +247,7 @@ class KinD:
             for name in names:
                 if name not in results:
                     results[name] = np.empty(image.shape[:2] + fetched[name].shape[2:], np.float32)
-                results[name][core_top:core_bottom, core_left:core_right] = \
-                    fetched[name][core_top - top:core_bottom - top, core_left - left:core_right - left]
+                results[name][target] = fetched[name][core]
         return results
 
 

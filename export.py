@@ -32,11 +32,12 @@ tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import brightness  # noqa: E402
 import evaluate  # noqa: E402
 import model  # noqa: E402
+from pipeline import tile_signature  # noqa: E402
 
 WHOLE_SIGNATURES = ('serving_default', 'enhance_float', 'stages', 'relight')   # float32, whole images
-TILE_SIGNATURES = ('decompose', 'relight_map')   # per tile, one pair per precision (tile_signature)
-SIGNATURES = WHOLE_SIGNATURES + tuple(name + suffix for name in TILE_SIGNATURES
-                                      for suffix in ('', '_bfloat16'))
+TILE_SIGNATURES = ('decompose', 'relight_map')   # per tile, one pair per precision (pipeline.tile_signature)
+SIGNATURES = WHOLE_SIGNATURES + tuple(tile_signature(name, precision) for name in TILE_SIGNATURES
+                                      for precision in evaluate.PRECISIONS)
 UINT8_MAX = 255.0
 
 
@@ -49,12 +50,6 @@ def normalise(image):
 def to_uint8(image):
     """data.to_uint8 in TF ops: uint8(clip(255 x, 0, 255)), truncated toward zero."""
     return tf.cast(tf.clip_by_value(image * UINT8_MAX, 0.0, UINT8_MAX), tf.uint8)
-
-
-def tile_signature(name, precision):
-    """A per-tile signature's name: 'decompose' or 'relight_map', suffixed with _bfloat16 for that
-    precision (what pipeline.py and beam_enhance.py call)."""
-    return name if precision == 'float32' else '%s_%s' % (name, precision)
 
 
 def relight(normalised, reflectance, illumination, restored, alpha):

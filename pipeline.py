@@ -49,6 +49,22 @@ def tile_grid(height, width, tile_size, margin):
     return [(rows, cols) for rows in spans(height, tile_size, margin) for cols in spans(width, tile_size, margin)]
 
 
+def tiles(height, width, tile_size, margin):
+    """[(window, core, target)] of tile_grid as index pairs of slices: `window`, the tile with its
+    context in the image; `core`, its core within the tile; `target`, that core in the image."""
+    return [((slice(top, bottom), slice(left, right)),
+             (slice(core_top - top, core_bottom - top), slice(core_left - left, core_right - left)),
+             (slice(core_top, core_bottom), slice(core_left, core_right)))
+            for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right)
+            in tile_grid(height, width, tile_size, margin)]
+
+
+def tile_signature(name, precision):
+    """The SavedModel's name (export.py) of a per-tile step, 'decompose' or 'relight_map', in a
+    precision: suffixed with _bfloat16 for that one."""
+    return name if precision == 'float32' else '%s_%s' % (name, precision)
+
+
 # Peak memory of enhance beyond the process's own (measured, benchmarks/benchmark_memory.py): the
 # photo's pixels, the decoder's RGBX copy and the output (uint8) with the save's copy, per pixel, and
 # TensorFlow's working set per pixel of a tile with its margins (about 0.9 GiB at the default size).
@@ -109,56 +125,48 @@ def metering_copy(pixels):
 
 def decompose(nets, image, tile_size, margin):
     """nets.decompose over a normalised image [H,W,3], tile by tile: its stages as whole arrays."""
-    grid = tile_grid(*image.shape[:2], tile_size, margin)
+    grid = tiles(*image.shape[:2], tile_size, margin)
     if len(grid) == 1:
         return nets.decompose_tile(image)
     stages = {}
-    for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in grid:
-        for name, tile in nets.decompose_tile(image[top:bottom, left:right]).items():
+    for window, core, target in grid:
+        for name, tile in nets.decompose_tile(image[window]).items():
             if name not in stages:
                 stages[name] = np.empty(image.shape[:2] + tile.shape[2:], np.float32)
-            stages[name][core_top:core_bottom, core_left:core_right] = \
-                tile[core_top - top:core_bottom - top, core_left - left:core_right - left]
+            stages[name][target] = tile[core]
     return stages
 
 
-def relight(nets, image, stages, chosen, mode, tile_size, margin, output=None):
-    """The `mode` output of a normalised image [H,W,3] relit by the exposure `chosen` (exposure.py)
-    from its stages (whole arrays), over the same tiles as enhance: float32 [H,W,3], or written
-    as uint8 into `output`."""
-    height, width = image.shape[:2]
-    result = np.empty((height, width, 3), np.float32) if output is None else output
-    for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right) in \
-            tile_grid(height, width, tile_size, margin):
-        tile = {name: array[top:bottom, left:right] for name, array in stages.items()}
-        ratio_map = chosen.ratio_map(tile['illumination'])
-        relit = nets.relight_tile(image[top:bottom, left:right], tile, ratio_map, mode)
-        core = relit[core_top - top:core_bottom - top, core_left - left:core_right - left]
-        result[core_top:core_bottom, core_left:core_right] = core if output is None else data.to_uint8(core)
-    return result
+def relight_tiles(nets, tile_image, chosen, mode, tile_size, margin, output, stages=None, progress=None):
+    """The one tile loop of every output: each tile of `output` ([H,W,3], float32 or uint8 as
+    saved) is `tile_image(window)` (a normalised tile), decomposed (or cut from `stages`, whole
+    arrays), relit by the exposure `chosen` (exposure.py) in `mode`, and its core written.
+    `progress(done, total)` is called after each tile. Returns output."""
+    grid = tiles(*output.shape[:2], tile_size, margin)
+    for index, (window, core, target) in enumerate(grid):
+        image = tile_image(window)
+        tile = nets.decompose_tile(image) if stages is None else {name: array[window] for name, array in stages.items()}
+        relit = nets.relight_tile(image, tile, chosen.ratio_map(tile['illumination']), mode)[core]
+        output[target] = data.to_uint8(relit) if output.dtype == np.uint8 else relit
+        if progress:
+            progress(index + 1, len(grid))
+    return output
+
+
+def relight(nets, image, stages, chosen, mode, tile_size, margin):
+    """The `mode` output (float32 [H,W,3]) of a normalised image [H,W,3] relit by the exposure
+    `chosen` from its stages (whole arrays), over the same tiles as enhance."""
+    return relight_tiles(nets, lambda window: image[window], chosen, mode, tile_size, margin,
+                         np.empty(image.shape[:2] + (3,), np.float32), stages)
 
 
 def enhance(nets, pixels, chosen, mode, tile_size, margin, progress=None, stages=None):
     """The saved output (uint8 [H,W,3]) of a photo's pixels (data.read_pixels) relit by `chosen`,
     streamed tile by tile: each tile normalised with the whole photo's statistics, decomposed and
-    relit, its core written. `stages`: the whole photo's, known already (then only relit).
-    `progress(done, total)` is called after each tile."""
-    height, width = pixels.shape[:2]
+    relit, its core written. `stages`: the whole photo's, known already (then only relit)."""
     statistics = data.normalisation(pixels)
-    output = np.empty((height, width, 3), np.uint8)
-    if stages is not None:
-        return relight(nets, data.normalise(pixels, statistics), stages, chosen, mode, tile_size, margin, output)
-    grid = tile_grid(height, width, tile_size, margin)
-    for index, ((top, bottom, core_top, core_bottom), (left, right, core_left, core_right)) in enumerate(grid):
-        image = data.normalise(pixels[top:bottom, left:right], statistics)
-        tile = nets.decompose_tile(image)
-        ratio_map = chosen.ratio_map(tile['illumination'])
-        relit = nets.relight_tile(image, tile, ratio_map, mode)
-        output[core_top:core_bottom, core_left:core_right] = data.to_uint8(
-            relit[core_top - top:core_bottom - top, core_left - left:core_right - left])
-        if progress:
-            progress(index + 1, len(grid))
-    return output
+    return relight_tiles(nets, lambda window: data.normalise(pixels[window], statistics), chosen, mode,
+                         tile_size, margin, np.empty(pixels.shape[:2] + (3,), np.uint8), stages, progress)
 
 
 _RESPONSES = weakref.WeakKeyDictionary()   # nets -> exposure.AdjustmentResponse, measured once
@@ -184,6 +192,7 @@ def meter(nets, pixels, mode, tile_size, margin, fit=None, rule='auto'):
     small, factor = metering_copy(pixels)
     image = data.normalise(small, data.normalisation(pixels))
     stages = decompose(nets, image, tile_size, margin)
+
     def predict():
         if fit is None:
             return None
