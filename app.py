@@ -143,16 +143,18 @@ class Relighter:
         pixels, notes = self.read(path)
         small = preview(pixels)
         image = data.normalise(small)
-        stages = self.kind.decompose(image)
         notes = list(notes)
         if small.shape != pixels.shape:
             notes.append('%dx%d shown as a %dx%d preview' % (pixels.shape[1], pixels.shape[0],
                                                             small.shape[1], small.shape[0]))
         try:
-            ratio, exposure = 'auto', self.kind.meter(pixels, mode)[0]
+            # the metering's stages are the photo's where it fits one tile: the preview's then
+            ratio, (exposure, stages) = 'auto', self.kind.meter(pixels, mode)
         except utils.UserError as error:     # the brightness fit cannot be read
-            ratio, exposure = evaluate.DEFAULT_RATIO, evaluate.as_exposure(evaluate.DEFAULT_RATIO)
+            ratio, exposure, stages = evaluate.DEFAULT_RATIO, evaluate.as_exposure(evaluate.DEFAULT_RATIO), None
             notes.append('no --ratio auto (%s); starting at %g' % (error, evaluate.DEFAULT_RATIO))
+        if stages is None or small.shape != pixels.shape:
+            stages = self.kind.decompose(image)
         start = start_level(exposure.alpha)
         if abs(start - math.log2(exposure.alpha)) > 10 ** -EV_DECIMALS:
             notes.append('the automatic alpha %.4g is off the slider; it starts at EV %.2f' % (exposure.alpha, start))

@@ -64,7 +64,7 @@ def measures(before, after):
     return {
         'mean_in': float(y_in.mean()), 'mean_out': float(y_out.mean()),
         'clip_added': clipping(after) - clipping(before),
-        'black_fraction': float(black.mean()), 'black_rise': _mean(y_out - y_in, black),
+        'black_rise': _mean(y_out - y_in, black),
         'lit_change': _mean(y_out - y_in, lit),
         'shadow_in': _mean(y_in, shadows), 'shadow_out': _mean(y_out, shadows),
         'highlight_move': _mean(np.abs(y_out - y_in), highlights),
