@@ -21,9 +21,9 @@ renders of the copy) so that: the metered part's mean reaches the exposure targe
 LOL regression where it applies, for dark photos; the photo's own mean for bright ones); the
 shadows (luminance < 0.08) end at least SHADOW_GAIN times and SHADOW_LIFT brighter, within a mean
 rise of SHADOW_CEILING; with no more than CLIP_ALLOWANCE more clipped pixels. A night scene
-(a large near-black part, most of it featureless: a sky or a black backdrop, whose reflectance has
-no structure) is metered on its lit part and keeps its near-black part within BLACK_RISE of its
-level.
+(lights, and a large near-black part, most of it featureless: a sky or a black backdrop, whose
+reflectance has no structure) is metered on its lit part, and a toe in its curve keeps the
+near-black part within BLACK_RISE of its level (the map is about 1 there).
 """
 import math
 
@@ -68,7 +68,11 @@ NEAR_BLACK_RAMP = (0.03, 0.05)
 NIGHT_FEATURELESS = 0.15              # a night scene: >= 15 % of the frame featureless near-black ...
 NIGHT_BLACK_SHARE = 0.45              # ... making >= 45 % of its near-black part ...
 NIGHT_MEAN = 0.26                     # ... in a photo darker than this (a backlit one is brighter)
-BLACK_RISE = 0.03                     # a night scene's near-black part rises at most this
+NIGHT_LIGHTS = (99.5, 0.5)            # ... with lights in it: its brightest 0.5 % reach this luminance
+                                      # (an underexposed room, LOL's, has none)
+BLACK_RISE = 0.03                     # a night scene's near-black part rises at most this ...
+TOE_PERCENTILE, TOE_SPAN = 90, 2.0    # ... kept by a toe: illumination below the near-black part's
+                                      # 90th percentile is not lifted, the full lift an octave above
 
 
 def luminance(raw):
@@ -137,9 +141,10 @@ class ToneCurve(Exposure):
     `alpha`, realised through the adjustment net's inverted response; `dark` in [0, 1] blends it
     towards the net's own response at a constant alpha (1: the global lift of a dark photo)."""
 
-    def __init__(self, alpha, white, slope, dark, response, source='auto', scene=''):
+    def __init__(self, alpha, white, slope, dark, response, source='auto', scene='', toe=0.0):
         super().__init__(alpha, source)
         self.white, self.slope, self.dark, self.response, self.scene = white, slope, dark, response, scene
+        self.toe = toe
         self._log_ratios = response.log_ratios(self.target())
         self.map_range = None      # (min, max) of A over the metered copy, set by choose
 
@@ -150,22 +155,27 @@ class ToneCurve(Exposure):
         shoulder = self.slope * log_level + (1.0 - self.slope) * math.log(self.white)
         curve = -np.logaddexp(-SOFTMIN_SHARPNESS * gain, -SOFTMIN_SHARPNESS * shoulder) / SOFTMIN_SHARPNESS
         curve = np.minimum(np.exp(np.maximum(curve, log_level)), 1.0)
-        if not self.dark:
+        if self.dark:
+            curve = self.dark * self.response.at_alpha(self.alpha) + (1.0 - self.dark) * curve
+        if not self.toe:
             return curve
-        return self.dark * self.response.at_alpha(self.alpha) + (1.0 - self.dark) * curve
+        lifted = smoothstep((log_level - math.log(self.toe)) / math.log(TOE_SPAN))
+        return np.exp(lifted * np.log(np.maximum(curve, RESPONSE_LEVELS[0])) + (1.0 - lifted) * log_level)
 
     def ratio_map(self, illumination):
-        if self.dark == 1:
+        if self.dark == 1 and not self.toe:
             return super().ratio_map(illumination)
         log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
         return np.exp(np.interp(log_level, self.response.log_levels, self._log_ratios)).astype(np.float32)
 
     def at(self, alpha):
-        return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.scene)
+        return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.scene, self.toe)
 
     def describe(self):
         described = '%s %s: tone curve alpha %.4g, white %.3g, slope %.3g, global %.2f' % (
             self.source, self.scene, self.alpha, self.white, self.slope, self.dark)
+        if self.toe:
+            described += ', kept below illumination %.3g' % self.toe
         if self.map_range:
             described += ' (ratio map %.3g-%.3g)' % self.map_range
         return described
@@ -207,12 +217,10 @@ def smoothstep(x):
 class Scene:
     """What choose meters, on the render copy (BLACK_BOX px of the photo are `scale` px here):
     luminance and its mean; the near-black part (box mean of luminance < BLACK_LEVEL, as the night
-    check of exposure_checks); night or not, told by the darkest channel-wise value so that a deep
-    blue floor is not black; the metered part (the lit part of a night scene, else everything); the
-    shadows and the clipped share."""
+    check of exposure_checks); night or not; the metered part (the lit part of a night scene, else
+    everything); the shadows and the clipped share."""
 
     def __init__(self, raw, reflectance, scale):
-        from pipeline import box_downscale
         raw = np.asarray(raw, np.float64)
         self.luminance = luminance(raw)
         self.mean = float(self.luminance.mean())
@@ -222,31 +230,30 @@ class Scene:
         self.bright_mean = float(self.luminance[self.bright].mean())
         box = max(3, int(round(BLACK_BOX * scale)) | 1)
         self.black = box_mean(self.luminance, box) < BLACK_LEVEL
-        self.night = self.mean < NIGHT_MEAN and self._featureless_black(raw, reflectance, box, box_downscale)
+        lights = np.percentile(self.luminance, NIGHT_LIGHTS[0]) >= NIGHT_LIGHTS[1]
+        self.night = self.mean < NIGHT_MEAN and lights and self._featureless_black(reflectance)
         self.metered = ~self.black if self.night and not self.black.all() else np.ones_like(self.black)
         self.shadows = (self.luminance < SHADOW_LEVEL) & self.metered
 
-    @staticmethod
-    def _featureless_black(raw, reflectance, box, box_downscale):
-        """Whether a night sky or a black backdrop fills the frame: of the near-black part (every
-        channel's box mean < BLACK_LEVEL), at least NIGHT_BLACK_SHARE is featureless, and that is
-        at least NIGHT_FEATURELESS of the frame. Featureless: the reflectance's local standard
-        deviation on the texture grid below FEATURELESS_STD (the restoration has nothing to restore)."""
-        value = raw.max(axis=2)
-        near_black = box_mean(value, box) < BLACK_LEVEL
-        if not near_black.any():
+    def _featureless_black(self, reflectance):
+        """Whether a night sky or a black backdrop fills the frame: of the near-black part, at least
+        NIGHT_BLACK_SHARE is featureless, and that is at least NIGHT_FEATURELESS of the frame.
+        Featureless: the reflectance's local standard deviation on the texture grid below
+        FEATURELESS_STD (the restoration has nothing to restore)."""
+        from pipeline import box_downscale
+        if not self.black.any():
             return False
-        factor = max(1, math.ceil(math.sqrt(value.size / TEXTURE_PIXELS)))
-        coarse_value = box_downscale(value[..., None], factor)[..., 0]
+        factor = max(1, math.ceil(math.sqrt(self.luminance.size / TEXTURE_PIXELS)))
+        coarse_luminance = box_downscale(self.luminance[..., None], factor)[..., 0]
         coarse_reflectance = luminance(box_downscale(reflectance, factor))
         featureless = 1.0 - smoothstep((local_std(coarse_reflectance, 5) - FEATURELESS_STD[0])
                                        / (FEATURELESS_STD[1] - FEATURELESS_STD[0]))
-        dark = 1.0 - smoothstep((box_mean(coarse_value, 3) - NEAR_BLACK_RAMP[0])
+        dark = 1.0 - smoothstep((box_mean(coarse_luminance, 3) - NEAR_BLACK_RAMP[0])
                                 / (NEAR_BLACK_RAMP[1] - NEAR_BLACK_RAMP[0]))
         kept = np.kron(featureless * dark > 0.5, np.ones((factor, factor), bool))
-        kept = np.pad(kept, [(0, max(0, n - k)) for n, k in zip(value.shape, kept.shape)], mode='edge')
-        kept = kept[:value.shape[0], :value.shape[1]]
-        return bool(kept.mean() >= NIGHT_FEATURELESS and kept[near_black].mean() >= NIGHT_BLACK_SHARE)
+        kept = np.pad(kept, [(0, max(0, n - k)) for n, k in zip(self.black.shape, kept.shape)], mode='edge')
+        kept = kept[:self.black.shape[0], :self.black.shape[1]]
+        return bool(kept.mean() >= NIGHT_FEATURELESS and kept[self.black].mean() >= NIGHT_BLACK_SHARE)
 
     @property
     def kind(self):
@@ -296,6 +303,8 @@ def choose(raw, stages, render, response, scale, predict=None):
     metered = 0 if predicted is None else 5
     target = exposure_target(luminance_mean) if predicted is None else exposure_target(rgb_mean, predicted)
     shape = tone_shape(scene.mean)
+    if scene.night:
+        shape['toe'] = float(np.percentile(stages['illumination'][..., 0][scene.black], TOE_PERCENTILE))
     log_alphas = np.linspace(math.log(ALPHA_RANGE[0]), math.log(ALPHA_RANGE[1]), METER_GRID)
 
     def measured(log_alpha, shape):
@@ -303,7 +312,7 @@ def choose(raw, stages, render, response, scale, predict=None):
 
     table = np.array([measured(a, shape) for a in log_alphas])
     if table[-1, metered] < target and shape['dark'] < 1:    # the shoulder holds it down: lift it all
-        shape = dict(SHAPE_DARK, dark=1.0)
+        shape = dict(SHAPE_DARK, dark=1.0, toe=shape.get('toe', 0.0))
         table = np.array([measured(a, shape) for a in log_alphas])
     # Met within TARGET_TOLERANCE; where no alpha reaches it (the fusion holds some colours down),
     # REACHABLE of the way there.

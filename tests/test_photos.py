@@ -68,6 +68,41 @@ def test_never_darker_than_the_input(enhanced):
         assert exposure_checks.luminance(output).mean() >= exposure_checks.luminance(pixels).mean() - 1 / 255, label
 
 
+def test_a_night_scenes_black_is_kept_by_the_toe_and_its_lit_part_lifted(shipped, enhanced):
+    """The night curve's map is about 1 over the black sky and lifts the lit windows and street."""
+    rng = np.random.default_rng(3)
+    synthetic.lamp_lit_room(HEIGHT, WIDTH, rng)                 # scenes() draws the night scene second
+    pixels, sky = synthetic.night_scene(HEIGHT, WIDTH, rng, *synthetic.SENSORS[0][1:])
+    np.testing.assert_array_equal(pixels, SCENES['night sky with lights 3'][1])
+    chosen = enhanced['night sky with lights 3'][1]
+    assert chosen.scene == 'night' and chosen.toe > 0, chosen.describe()
+    ratios = chosen.ratio_map(shipped.decompose(data.normalise(pixels))['illumination'])[..., 0]
+    lit = exposure_checks.luminance(pixels) >= exposure_checks.LIT_LEVEL
+    assert np.median(ratios[sky]) < 1.3 and np.median(ratios[lit]) > 0.9 * chosen.alpha > 1.5, chosen.describe()
+
+
+def room_beside_a_black_wall():
+    """A room (coffee) 5 stops under, nothing lit in it (its brightest pixels below 0.25), whose
+    left third is a smooth, featureless wall at a night sky's level."""
+    rng = np.random.default_rng(11)
+    pixels = synthetic.capture(synthetic.photo('coffee', WIDTH)[:HEIGHT], 5, *synthetic.SENSORS[0][1:], rng)
+    wall = np.full((HEIGHT, WIDTH // 3, 3), synthetic.NIGHT_SKY)
+    pixels[:, :WIDTH // 3] = synthetic.expose(wall, *synthetic.SENSORS[0][1:], rng)
+    return pixels
+
+
+def test_an_underexposed_room_without_lights_is_no_night_scene(shipped, monkeypatch):
+    """Featureless black without a light in the frame (LOL's rooms, most of them) is lifted as a
+    dark scene, though its wall alone would make it a night scene (metered with lights ignored)."""
+    pixels = room_beside_a_black_wall()
+    assert np.percentile(exposure_checks.luminance(pixels), exposure.NIGHT_LIGHTS[0]) < exposure.NIGHT_LIGHTS[1]
+    output, chosen = shipped.enhance_pixels(pixels, 'auto')
+    assert chosen.scene == 'scene' and not chosen.toe, chosen.describe()
+    assert exposure_checks.failures('dark_scene', pixels, output) == [], chosen.describe()
+    monkeypatch.setattr(exposure, 'NIGHT_LIGHTS', (exposure.NIGHT_LIGHTS[0], 0.0))
+    assert shipped.meter(pixels)[0].scene == 'night'
+
+
 def edge_scene():
     """A dim room (coffee, 4 stops under) whose right third is a bright lamp-lit wall: a vertical
     light/dark edge at column 160."""
@@ -139,6 +174,20 @@ def test_a_global_share_of_one_is_a_constant_ratio():
     curve = exposure.ToneCurve(3.5, white=1.0, slope=0.25, dark=1.0, response=linear_response())
     illumination = np.random.default_rng(0).random((5, 7, 1)).astype(np.float32)
     np.testing.assert_array_equal(curve.ratio_map(illumination), np.full((5, 7, 1), 3.5, np.float32))
+
+
+def test_a_toe_keeps_the_illumination_below_it_and_lifts_fully_an_octave_above():
+    """A night scene's curve: the identity up to the toe, the untoed curve from 2 x the toe on,
+    never decreasing; through the response its map is 1 below the toe."""
+    plain = exposure.ToneCurve(6.0, white=1.0, slope=0.25, dark=1.0, response=linear_response())
+    toed = exposure.ToneCurve(6.0, white=1.0, slope=0.25, dark=1.0, response=linear_response(), toe=0.03)
+    levels, target = exposure.RESPONSE_LEVELS, toed.target()
+    np.testing.assert_allclose(target[levels <= 0.03], levels[levels <= 0.03], rtol=1e-12)
+    np.testing.assert_allclose(target[levels >= 0.06], plain.target()[levels >= 0.06], rtol=1e-12)
+    assert np.all(np.diff(target) >= 0) and np.all(target >= levels * (1 - 1e-12))
+    ratios = toed.ratio_map(np.array([[[0.005], [0.02], [0.1], [0.15]]], np.float32))[0, :, 0]
+    np.testing.assert_allclose(ratios, [1.0, 1.0, 6.0, 6.0], rtol=0.01)
+    assert toed.at(3.0).toe == 0.03 and 'kept below illumination 0.03' in toed.describe()
 
 
 def test_the_adjustment_response_is_measured_on_constant_patches():
