@@ -22,7 +22,7 @@ LOL regression where it applies, for dark photos; the photo's own mean for brigh
 shadows (luminance < 0.08) end at least SHADOW_GAIN times and SHADOW_LIFT brighter, within a mean
 rise of SHADOW_CEILING; with no more than CLIP_ALLOWANCE more clipped pixels. A night scene
 (lights, and a large near-black part, most of it featureless: a sky or a black backdrop, whose
-reflectance has no structure) is metered on its lit part, and a toe in its curve keeps the
+reflectance has no structure; or lights in a frame mostly near-black) is metered on its lit part, and a toe in its curve keeps the
 near-black part within BLACK_RISE of its level (the map is about 1 there).
 """
 import math
@@ -70,6 +70,8 @@ NIGHT_BLACK_SHARE = 0.45              # ... making >= 45 % of its near-black par
 NIGHT_MEAN = 0.26                     # ... in a photo darker than this (a backlit one is brighter)
 NIGHT_LIGHTS = (99.5, 0.5)            # ... with lights in it: its brightest 0.5 % reach this luminance
                                       # (an underexposed room, LOL's, has none)
+NIGHT_MOSTLY_BLACK = 0.6              # or: lights in a frame this much near-black, featureless or not
+                                      # (exposed for the lights; a lift would show noise and invent texture)
 BLACK_RISE = 0.03                     # a night scene's near-black part rises at most this ...
 TOE_PERCENTILE, TOE_SPAN = 90, 2.0    # ... kept by a toe: illumination below the near-black part's
                                       # 90th percentile is not lifted, the full lift an octave above
@@ -231,7 +233,8 @@ class Scene:
         box = max(3, int(round(BLACK_BOX * scale)) | 1)
         self.black = box_mean(self.luminance, box) < BLACK_LEVEL
         lights = np.percentile(self.luminance, NIGHT_LIGHTS[0]) >= NIGHT_LIGHTS[1]
-        self.night = self.mean < NIGHT_MEAN and lights and self._featureless_black(reflectance)
+        self.night = self.mean < NIGHT_MEAN and lights and (
+            self.black.mean() >= NIGHT_MOSTLY_BLACK or self._featureless_black(reflectance))
         self.metered = ~self.black if self.night and not self.black.all() else np.ones_like(self.black)
         self.shadows = (self.luminance < SHADOW_LEVEL) & self.metered
 

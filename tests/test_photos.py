@@ -106,6 +106,29 @@ def test_an_underexposed_room_without_lights_is_no_night_scene(shipped, monkeypa
     assert shipped.meter(pixels)[0].scene == 'night'
 
 
+def fire_in_the_dark():
+    """A fire (a clipped orange disc) in a dark scene with texture: scikit-image's motorcycle 9
+    stops under, 71 % of the frame near-black."""
+    linear = (synthetic.photo('motorcycle', WIDTH)[:HEIGHT].astype(np.float64) / 255.0) ** synthetic.GAMMA / 2.0 ** 9
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    linear[(rows - 0.75 * HEIGHT) ** 2 + (cols - 0.5 * WIDTH) ** 2 < (HEIGHT / 10) ** 2] = (1.0, 0.6, 0.2)
+    return synthetic.expose(linear, *synthetic.SENSORS[0][1:], np.random.default_rng(5))
+
+
+def test_a_frame_mostly_black_around_a_light_is_a_night_scene_whatever_its_texture(shipped, monkeypatch):
+    """Exposed for its light, a frame mostly near-black keeps its black, though its dark part has
+    texture (metered without this rule, it is no night scene, and a lift would raise the black)."""
+    pixels = fire_in_the_dark()
+    assert exposure_checks.black_mask(pixels).mean() >= exposure.NIGHT_MOSTLY_BLACK
+    output, chosen = shipped.enhance_pixels(pixels, 'auto')
+    assert chosen.scene == 'night' and chosen.toe > 0, chosen.describe()
+    assert exposure_checks.failures('night', pixels, output) == [], chosen.describe()
+    monkeypatch.setattr(exposure, 'NIGHT_MOSTLY_BLACK', 1.01)
+    lifted, chosen = shipped.enhance_pixels(pixels, 'auto')
+    assert chosen.scene == 'scene'
+    assert exposure_checks.failures('night', pixels, lifted)[0].startswith('black rose'), chosen.describe()
+
+
 def edge_scene():
     """A dim room (coffee, 4 stops under) whose right third is a bright lamp-lit wall: a vertical
     light/dark edge at column 160."""
