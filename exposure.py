@@ -22,8 +22,9 @@ LOL regression where it applies, for dark photos; the photo's own mean for brigh
 shadows (luminance < 0.08) end at least SHADOW_GAIN times and SHADOW_LIFT brighter, within a mean
 rise of SHADOW_CEILING; with no more than CLIP_ALLOWANCE more clipped pixels. A night scene
 (lights, and a large near-black part, most of it featureless: a sky or a black backdrop, whose
-reflectance has no structure; or lights in a frame mostly near-black) is metered on its lit part, and a toe in its curve keeps the
-near-black part within BLACK_RISE of its level (the map is about 1 there).
+reflectance has no structure; or lights in a frame mostly near-black) is metered on its lit part,
+and a toe in its curve keeps the near-black part within BLACK_RISE of its level (the map is about
+1 there).
 """
 import math
 
@@ -295,8 +296,9 @@ def choose(raw, stages, render, response, scale, predict=None):
     """--ratio auto's ToneCurve from the render copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
     decomposed `stages`, `render(exposure)` its output at an exposure, `response` the nets'
     AdjustmentResponse, `scale` its pixels per photo pixel, `predict()` the LOL regression's mean
-    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo). Renders METER_GRID alphas (twice where the bright shape
-    cannot reach the target), then at most METER_REFINE + 1 more."""
+    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo).
+    Renders METER_GRID alphas (twice where the bright shape cannot reach the target), then at most
+    METER_REFINE + 1 more."""
     scene = Scene(raw, stages['reflectance'], scale)
     # The LOL regression predicts a mean over pixels and channels: met as such where it applies.
     luminance_mean = float(scene.luminance[scene.metered].mean())

@@ -109,3 +109,20 @@ def backlit_silhouette(height, width, rng, full_well=20000.0, read_noise=2.0):
     shade = np.arange(height)[:, None] >= hill
     linear = np.where(shade[..., None], subject * 0.03, np.broadcast_to(sky, (height, width, 3)))
     return expose(linear, full_well, read_noise, rng), shade
+
+
+def class_scenes(height=160, width=240):
+    """({label: (class, uint8 capture)}, {label: sky mask} of the night scenes): the generated scenes
+    of the four kinds of dark photo (exposure_checks.CLASSES) that tests/test_photos.py and
+    benchmarks/photo_check.py judge, two seeds each: a dim room with a lamp, a night sky with lights,
+    a backlit silhouette and a well-exposed photo."""
+    scenes, skies = {}, {}
+    for seed in (3, 4):
+        rng = np.random.default_rng(seed)
+        scenes['dim room with a lamp %d' % seed] = ('dark_scene', lamp_lit_room(height, width, rng)[0])
+        night = 'night sky with lights %d' % seed
+        pixels, skies[night] = night_scene(height, width, rng, *SENSORS[0][1:])
+        scenes[night] = ('night', pixels)
+        scenes['backlit silhouette %d' % seed] = ('backlit', backlit_silhouette(height, width, rng)[0])
+        scenes['well exposed %d' % seed] = ('well_exposed', photo(('coffee', 'chelsea')[seed - 3], width)[:height])
+    return scenes, skies

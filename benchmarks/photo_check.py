@@ -9,9 +9,10 @@ scenes of tests/test_photos.py (two of each class, synthetic.py) is enhanced wit
 defaults (fusion, --precision auto) under three rules: `auto` (the default: exposure.choose), `5`
 (the authors' fixed ratio) and `global` (one metered alpha, the previous auto). Printed: the
 per-class pass counts of each rule, every failure of `auto` with its reason and what it chose,
-and the seconds per image of `auto` against `5` (real photos and the small generated scenes apart). --sheets writes one JPEG per class, a row per
-photo: input | auto | --ratio 5, labelled; --sheets_licences keeps the photos whose licence in
-benchmarks/photo_set.csv is an open one (what docs/photos/ commits), the generated scenes always.
+and the seconds per image of `auto` against `5` (real photos and the small generated scenes
+apart). --sheets writes one JPEG per class, a row per photo: input | auto | --ratio 5, labelled;
+--sheets_licences keeps the photos whose licence in benchmarks/photo_set.csv is an open one (what
+docs/photos/ commits), the generated scenes always.
 """
 import argparse
 import csv
@@ -37,18 +38,9 @@ OPEN_LICENCES = ('CC0', 'public domain', 'Unsplash', 'Pixabay', 'BSD', 'MIT (', 
 SHEET_HEIGHT = 120
 
 
-def generated(height=160, width=240):
-    """[(class, name, uint8 pixels)]: tests/test_photos.py's generated scenes."""
-    scenes = []
-    for seed in (3, 4):
-        rng = np.random.default_rng(seed)
-        scenes += [('dark_scene', 'generated room with a lamp %d' % seed, synthetic.lamp_lit_room(height, width, rng)[0]),
-                   ('night', 'generated night sky %d' % seed,
-                    synthetic.night_scene(height, width, rng, *synthetic.SENSORS[0][1:])[0]),
-                   ('backlit', 'generated backlit %d' % seed, synthetic.backlit_silhouette(height, width, rng)[0]),
-                   ('well_exposed', 'generated %s' % ('coffee', 'chelsea')[seed - 3],
-                    synthetic.photo(('coffee', 'chelsea')[seed - 3], width)[:height])]
-    return scenes
+def generated():
+    """[(class, name, uint8 pixels)]: tests/test_photos.py's generated scenes (synthetic.class_scenes)."""
+    return [(kind, 'generated ' + label, pixels) for label, (kind, pixels) in synthetic.class_scenes()[0].items()]
 
 
 def photos(folder):
@@ -95,7 +87,8 @@ def main(argv=None):
     parser.add_argument('--sheets_licences', action='store_true',
                         help='contact sheets with the openly licensed photos and the generated scenes only')
     args = parser.parse_args(argv)
-    items = photos(args.set) + generated()
+    scenes = generated()
+    items = photos(args.set) + scenes
     kind = evaluate.KinD(args.checkpoint_dir, precision=args.precision)
     kind.enhance_pixels(items[0][2], 'auto')      # the graph's first run and the response table
     columns = exposure_checks.CLASSES + ('photos', 'generated', 'all')
@@ -105,7 +98,7 @@ def main(argv=None):
     shown = open_licensed() if args.sheets_licences else None
     print('machine: %d CPUs (%s), precision %s; %d photos and %d generated scenes' % (
         os.cpu_count(), ', '.join(sorted(utils.cpu_flags() & set(utils.NATIVE_BF16_FLAGS))) or 'AVX2',
-        kind.precision, len(items) - len(generated()), len(generated())))
+        kind.precision, len(items) - len(scenes), len(scenes)))
     for group, name, pixels in items:
         outputs = {}
         for rule in RULES:

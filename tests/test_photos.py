@@ -24,21 +24,7 @@ def shipped():
     kind.close()
 
 
-def scenes():
-    """{label: (class, uint8 capture)}: one generated scene of each class, two seeds each."""
-    result = {}
-    for seed in (3, 4):
-        rng = np.random.default_rng(seed)
-        result['dim room with a lamp %d' % seed] = ('dark_scene', synthetic.lamp_lit_room(HEIGHT, WIDTH, rng)[0])
-        result['night sky with lights %d' % seed] = ('night', synthetic.night_scene(
-            HEIGHT, WIDTH, rng, *synthetic.SENSORS[0][1:])[0])
-        result['backlit silhouette %d' % seed] = ('backlit', synthetic.backlit_silhouette(HEIGHT, WIDTH, rng)[0])
-        original = synthetic.photo(('coffee', 'chelsea')[seed - 3], WIDTH)[:HEIGHT]
-        result['well exposed %d' % seed] = ('well_exposed', original)
-    return result
-
-
-SCENES = scenes()
+SCENES, SKIES = synthetic.class_scenes(HEIGHT, WIDTH)
 
 
 @pytest.fixture(scope='module')
@@ -71,11 +57,8 @@ def test_never_darker_than_the_input(enhanced):
 def test_a_night_scenes_black_is_kept_by_the_toe_and_its_lit_part_lifted(shipped, enhanced):
     """The night curve's map is about 1 over the black sky and lifts the lit windows and street; it is
     pointwise in I, so a tile's is cut from the image's."""
-    rng = np.random.default_rng(3)
-    synthetic.lamp_lit_room(HEIGHT, WIDTH, rng)                 # scenes() draws the night scene second
-    pixels, sky = synthetic.night_scene(HEIGHT, WIDTH, rng, *synthetic.SENSORS[0][1:])
-    np.testing.assert_array_equal(pixels, SCENES['night sky with lights 3'][1])
-    chosen = enhanced['night sky with lights 3'][1]
+    label = 'night sky with lights 3'
+    pixels, sky, chosen = SCENES[label][1], SKIES[label], enhanced[label][1]
     assert chosen.scene == 'night' and chosen.toe > 0, chosen.describe()
     illumination = shipped.decompose(data.normalise(pixels))['illumination']
     ratios = chosen.ratio_map(illumination)[..., 0]
