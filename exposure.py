@@ -292,6 +292,14 @@ def _first_crossing(log_alphas, values, level):
     return log_alphas[index - 1] + fraction * (log_alphas[index] - log_alphas[index - 1])
 
 
+def _not_darker(log_alphas, values, level):
+    """The first log alpha where `values` come within NOT_DARKER of the input's `level`; where none
+    does (the nets' output tops out below the input, as on a bright photo's near-white part), the
+    first within NOT_DARKER of the highest, not the end of the range."""
+    reached = level - NOT_DARKER if max(values) >= level - NOT_DARKER else max(values) - NOT_DARKER
+    return _first_crossing(log_alphas, values, reached)
+
+
 def choose(raw, stages, render, response, scale, predict=None):
     """--ratio auto's ToneCurve from the render copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
     decomposed `stages`, `render(exposure)` its output at an exposure, `response` the nets'
@@ -331,8 +339,8 @@ def choose(raw, stages, render, response, scale, predict=None):
         chosen = max(chosen, _first_crossing(log_alphas, table[:, 2], floor))
     # Never darker (a lower bound, first in precedence), then upper bounds in measures' columns:
     # the shadow lift's mean ceiling, clipping, a night scene's black part.
-    floor = max(_first_crossing(log_alphas, table[:, 1], scene.mean - NOT_DARKER),
-                _first_crossing(log_alphas, table[:, 6], scene.bright_mean - NOT_DARKER))
+    floor = max(_not_darker(log_alphas, table[:, 1], scene.mean),
+                _not_darker(log_alphas, table[:, 6], scene.bright_mean))
     chosen = max(chosen, floor)
     bounds = [(1, max(target_mean, scene.mean + SHADOW_CEILING)), (3, scene.clipped + CLIP_ALLOWANCE)]
     if scene.night:

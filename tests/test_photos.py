@@ -2,6 +2,7 @@
 four classes' criteria of exposure_checks: generated scenes of each class pass, the tone curve's
 ratio map is a pointwise function of I with no halo at a light/dark edge, and the curve and the
 target behave as documented. Generated images only (synthetic.py); no LOL."""
+import math
 import os
 
 import numpy as np
@@ -212,6 +213,21 @@ def test_the_exposure_target_by_the_input_mean():
     assert exposure.exposure_target(0.05, predicted=0.2) == exposure.DARK_TARGET_BAND[0]
     assert exposure.exposure_target(0.22) == pytest.approx(0.31)                # at most +0.09 ...
     assert exposure.exposure_target(0.5) == 0.5                                 # ... and the own mean above
+
+
+def test_never_darker_is_met_within_a_level_of_the_brightest_output_where_the_input_is_out_of_reach():
+    """The floor is the first alpha within NOT_DARKER of the input's level; where the nets' output tops
+    out below it (a bright office's windows at 1600 px: the brightest tenth of the global lift's
+    output, measured on the metering grid), within NOT_DARKER of the highest, not alpha 500."""
+    log_alphas = np.linspace(math.log(exposure.ALPHA_RANGE[0]), math.log(exposure.ALPHA_RANGE[1]),
+                             exposure.METER_GRID)
+    windows = np.array([0.86299, 0.87718, 0.90225, 0.9239, 0.92806, 0.92864] + [0.92875] * 9)
+    chosen = exposure._not_darker(log_alphas, windows, 0.93302)
+    assert np.interp(chosen, log_alphas, windows) == pytest.approx(0.92875 - exposure.NOT_DARKER)
+    assert log_alphas[3] < chosen < log_alphas[4] and math.exp(chosen) < 1.5
+    reached = exposure._not_darker(log_alphas, windows, 0.925)                # within reach: as before
+    assert np.interp(reached, log_alphas, windows) == pytest.approx(0.925 - exposure.NOT_DARKER)
+    assert exposure._not_darker(log_alphas, windows, 0.5) == log_alphas[0]
 
 
 def test_the_tone_shape_moves_from_a_global_lift_to_a_shadow_lift():
