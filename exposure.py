@@ -296,8 +296,8 @@ def _not_darker(log_alphas, values, level):
     """The first log alpha where `values` come within NOT_DARKER of the input's `level`; where none
     does (the nets' output tops out below the input, as on a bright photo's near-white part), the
     first within NOT_DARKER of the highest, not the end of the range."""
-    reached = level - NOT_DARKER if max(values) >= level - NOT_DARKER else max(values) - NOT_DARKER
-    return _first_crossing(log_alphas, values, reached)
+    highest = max(values)
+    return _first_crossing(log_alphas, values, (level if highest >= level - NOT_DARKER else highest) - NOT_DARKER)
 
 
 def choose(raw, stages, render, response, scale, predict=None):

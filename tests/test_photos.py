@@ -230,6 +230,25 @@ def test_never_darker_is_met_within_a_level_of_the_brightest_output_where_the_in
     assert exposure._not_darker(log_alphas, windows, 0.5) == log_alphas[0]
 
 
+def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of_reach():
+    """choose on a bright photo whose renders top their highlights at 0.95, below the input's 0.98:
+    its never-darker floor is met within a level of 0.95 and alpha stays moderate (with the floor at
+    the end of the range, as before, it was 500)."""
+    raw = np.full((40, 40, 3), 0.3)
+    raw[:, :20] = 0.98                                            # half the frame near-white
+    stages = {'reflectance': raw, 'illumination': exposure.luminance(raw)[..., None]}
+    rendered = []
+
+    def render(curve):                                          # a gentle gain, highlights capped
+        output = np.minimum(raw * curve.alpha ** 0.1, 0.95)
+        rendered.append(exposure.luminance(output)[:, :20].mean())
+        return output
+
+    chosen = exposure.choose(raw, stages, render, linear_response(), 1.0)
+    assert max(rendered) < 0.98 - exposure.NOT_DARKER                     # the floor is out of reach
+    assert 1.0 < chosen.alpha < 3.0, chosen.describe()
+
+
 def test_the_tone_shape_moves_from_a_global_lift_to_a_shadow_lift():
     assert exposure.tone_shape(0.05) == {'white': 1.0, 'slope': 0.25, 'dark': 1.0}
     assert exposure.tone_shape(0.5) == {'white': 0.45, 'slope': 0.4, 'dark': 0.0}
