@@ -9,7 +9,8 @@ Modes: "fusion" is the released evaluate.py (gray trick, then fusion with the in
 decomposed illumination); "plain" is R_restored x I_adjusted, as the released
 evaluate_LOLdataset.py. With --high and no --ratio the ratio comes from the decomposed ground truth
 and the mode defaults to plain (the authors' LOL evaluation); otherwise fusion with --ratio auto
-(brightness.choose_ratio; --ratio 5 is the released tool).
+(exposure.choose, a tone curve per scene; --ratio 5 is the released tool, --ratio global the
+previous one-alpha metering, brightness.choose_ratio).
 
 `enhance()` and the `KinD` class are importable: the CLI is a thin layer over them.
 """

@@ -304,15 +304,17 @@ def choose(raw, stages, render, response, scale, predict=None):
     """--ratio auto's ToneCurve from the render copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
     decomposed `stages`, `render(exposure)` its output at an exposure, `response` the nets'
     AdjustmentResponse, `scale` its pixels per photo pixel, `predict()` the LOL regression's mean
-    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo).
+    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo, no
+    night scene: the regression is fit on LOL's rooms, which have neither lights nor a sky).
     Renders METER_GRID alphas (twice where the bright shape cannot reach the target), then at most
     METER_REFINE + 1 more."""
     scene = Scene(raw, stages['reflectance'], scale)
-    # The LOL regression predicts a mean over pixels and channels: met as such where it applies.
+    # The LOL regression predicts a mean over pixels and channels: met as such where it applies, on a
+    # dark photo that is no night scene (a night scene's lit part is metered to 18 % grey).
     luminance_mean = float(scene.luminance[scene.metered].mean())
     rgb_mean = float(np.asarray(raw)[scene.metered].mean())
     dark = min(luminance_mean, rgb_mean) < TARGET_KNOTS[1][0]       # where a prediction moves the target
-    predicted = predict() if predict is not None and dark else None
+    predicted = predict() if predict is not None and dark and not scene.night else None
     metered = 0 if predicted is None else 5
     target = exposure_target(luminance_mean) if predicted is None else exposure_target(rgb_mean, predicted)
     shape = tone_shape(scene.mean)

@@ -249,6 +249,40 @@ def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of
     assert 1.0 < chosen.alpha < 3.0, chosen.describe()
 
 
+def test_the_lol_regression_meters_a_dark_room_but_not_a_night_scenes_lit_part():
+    """A dark frame whose top half is near-black (0.01) over a dim scene (0.08, with clipped lamps),
+    rendered through its ratio map and a linear response, the regression predicting an output mean
+    of 0.34: with a featureless black part (a sky) it is a night scene, whose lit part is metered to
+    18 % grey (the regression is fit on LOL's rooms, which have neither lights nor sky); with texture
+    under the black it is a dark room, metered to the prediction."""
+    raw = np.full((60, 60, 3), 0.08)
+    raw[:30] = 0.01
+    raw[54:, :4] = 1.0                                            # lamps: 0.7 % of the frame
+    illumination = exposure.luminance(raw)[..., None]
+    predicted = []
+
+    def metered(reflectance):
+        def render(curve):
+            return data.to_uint8(np.minimum(1.0, raw * curve.ratio_map(illumination))) / 255.0
+
+        def predict():
+            predicted.append(0.34)
+            return 0.34
+
+        stages = {'reflectance': reflectance, 'illumination': illumination}
+        chosen = exposure.choose(raw, stages, render, linear_response(), 1.0, predict)
+        return chosen, render(chosen), exposure.Scene(raw, reflectance, 1.0).metered
+
+    night, output, lit = metered(np.full_like(raw, 0.5))
+    assert night.scene == 'night' and not predicted, night.describe()
+    assert exposure.luminance(output)[lit].mean() == pytest.approx(exposure.MID_GREY, abs=0.04), night.describe()
+    textured = np.full_like(raw, 0.5)
+    textured[:30:2] = 0.9                                         # stripes: structure under the black
+    room, output, metered_part = metered(textured)
+    assert room.scene == 'scene' and metered_part.all() and predicted == [0.34], room.describe()
+    assert output.mean() == pytest.approx(0.34, abs=0.02), room.describe()
+
+
 def test_the_tone_shape_moves_from_a_global_lift_to_a_shadow_lift():
     assert exposure.tone_shape(0.05) == {'white': 1.0, 'slope': 0.25, 'dark': 1.0}
     assert exposure.tone_shape(0.5) == {'white': 0.45, 'slope': 0.4, 'dark': 0.0}
