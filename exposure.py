@@ -227,7 +227,6 @@ class Scene:
         raw = np.asarray(raw, np.float64)
         self.luminance = luminance(raw)
         self.mean = float(self.luminance.mean())
-        self.rgb_mean = float(raw.mean())
         self.clipped = float((raw.max(axis=2) >= 1.0).mean())
         self.bright = self.luminance >= np.percentile(self.luminance, 100 - BRIGHT_PERCENT)
         self.bright_mean = float(self.luminance[self.bright].mean())
