@@ -1,9 +1,13 @@
 """Rebuild the labelled exposure check set listed in benchmarks/photo_set.csv.
 
   python benchmarks/photo_set.py --output .photo_set [--mirrors /work/.mirror] [--max_side 640]
+  python benchmarks/photo_set.py --split        # (once) rewrite the csv's tuning / test halves
 
-Each row of photo_set.csv (name, class, repo, commit, path, licence, note) names one real
-photograph and one of four exposure classes: well_exposed, dark_scene, night, backlit. A row
+Each row of photo_set.csv (name, class, half, repo, commit, path, licence, note) names one real
+photograph and one of four exposure classes: well_exposed, dark_scene, night, backlit. `half` is
+`tune` (the photos the exposure rule may be looked at and tuned on) or `test` (judged only): each
+class was split at random in two, the tuning half taking the odd one, with SPLIT_SEED (issue 31),
+before the rule was changed; photo_check.py reports both. A row
 whose repo is `skimage` is scikit-image's bundled photo returned by skimage.data.<path>();
 any other row is a file of a public GitHub repository, read from its fetched snapshot with
 `git --git-dir <mirror> show <commit>:<path>` (HEAD:<path> when that commit is absent). The
@@ -29,6 +33,7 @@ from PIL import Image, ImageOps
 
 CSV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'photo_set.csv')
 HEIF_BRANDS = (b'heic', b'heix', b'hevc', b'heim', b'heis', b'mif1', b'msf1')
+SPLIT_SEED = 31          # the halves of the 108 photos of issue 31, drawn once and committed
 
 
 def git_dir(mirrors, repo):
@@ -81,6 +86,30 @@ def shrink(image, max_side):
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
+def split(rows, seed=SPLIT_SEED):
+    """{name: 'tune' or 'test'}: each class's names (sorted) in a random order drawn with `seed`,
+    the first half (rounded up) to tune on, the rest to test on."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    halves = {}
+    for kind in sorted({row['class'] for row in rows}):
+        names = sorted(row['name'] for row in rows if row['class'] == kind)
+        for rank, index in enumerate(rng.permutation(len(names))):
+            halves[names[index]] = 'tune' if rank < (len(names) + 1) // 2 else 'test'
+    return halves
+
+
+def write_halves(path, rows):
+    """Rewrite the csv at `path` with split()'s `half` column."""
+    halves = split(rows)
+    fields = [field for field in rows[0] if field != 'half']
+    fields.insert(fields.index('class') + 1, 'half')
+    with open(path, 'w', newline='') as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator='\n')
+        writer.writeheader()
+        writer.writerows(dict(row, half=halves[row['name']]) for row in rows)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description='Rebuild the labelled exposure check set (well_exposed, dark_scene, night, '
@@ -91,10 +120,16 @@ def main():
     parser.add_argument('--max_side', type=int, default=640,
                         help='longest side of the written PNGs in pixels (default: 640)')
     parser.add_argument('--csv', default=CSV_PATH, help='the photo list (default: benchmarks/photo_set.csv)')
+    parser.add_argument('--split', action='store_true',
+                        help='rewrite the csv\'s half column (split with SPLIT_SEED) and stop')
     args = parser.parse_args()
 
     with open(args.csv, newline='') as handle:
         rows = list(csv.DictReader(handle))
+    if args.split:
+        write_halves(args.csv, rows)
+        print('halves rewritten in %s' % args.csv)
+        return
     written = collections.Counter()
     for row in rows:
         photo = load_photo(row, args.mirrors)
