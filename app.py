@@ -1,4 +1,4 @@
-"""A local relighting page: drop a dark photo (or pick a demo one), drag the light level, see it.
+"""A local relighting page: drop a dark photo (or pick a demo one), drag the exposure, see it.
 
   python app.py                          # serves on http://127.0.0.1:7860 and prints the address
   python app.py --port 8000 --checkpoint_dir ./checkpoint --precision bfloat16
@@ -6,16 +6,18 @@
 The first view of a photo costs one full pass of the three nets on a preview (longest side at most
 1,000 px) and the `--ratio auto` metering; after that a slider move only runs the adjustment net and
 the fusion on the stored stages (KinD.relight): while the slider is dragged, the net runs on a
-downscaled I (a draft), and exactly when it is released. The slider reads in stops (EV = log2
-alpha) and starts at the photo's `--ratio auto` alpha. "Full-resolution PNG" runs the whole photo
-through the tiled path: the file is the one `python evaluate.py --ratio auto --ev EV --mode MODE`
-writes, EV being the slider's distance from the automatic level. The server binds to 127.0.0.1
-only; it keeps at most MAX_OPEN_PHOTOS photos in memory and releases a tab's photo when the tab
-closes or idles (docs/APP.md).
+downscaled I (a draft), and exactly when it is released. The slider reads exposure compensation in
+stops, as a camera's dial: 0 EV is the photo's `--ratio auto` choice, +1 EV twice its alpha (KinD's
+illumination ratio, shown beside it). "Full-resolution PNG" runs the whole photo through the tiled
+path: the file is the one `python evaluate.py --ratio auto --ev EV --mode MODE` writes. The server
+binds to 127.0.0.1 only; it keeps at most MAX_OPEN_PHOTOS photos in memory, releases a tab's photo
+after IDLE_S without a move (re-opened from its file if the tab comes back) and bounds uploads and
+its files on disk (docs/APP.md).
 """
 import argparse
 import atexit
 import collections
+import ctypes
 import itertools
 import math
 import os
@@ -24,6 +26,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 from PIL import Image
@@ -39,15 +42,18 @@ DEFAULT_PORT = 7860
 PREVIEW_SIDE = 1000            # the page works on a copy whose longest side is at most this ...
 PREVIEW_PIXELS = evaluate.DEFAULT_TILE_SIZE ** 2   # ... and that fits one tile (relight = a full pass)
 DRAFT_PIXELS = 200 * 150       # while dragging, the adjustment net runs on I box-downscaled to at most this
-EV_RANGE = (-3.0, 7.0)         # the slider in stops (EV = log2 alpha): alpha 1/8 to 128; auto meters >= 1/4
+EV_RANGE = (-3.0, 3.0)         # the slider: exposure compensation in stops, 0 = the automatic choice
 EV_DECIMALS = 2                # the slider's step, 0.01 stop; evaluate.py --ev to as many decimals
-START_MARGIN_EV = 0.5          # the slider starts at the automatic level, at least this far inside EV_RANGE
 ALPHA_DECIMALS = 3             # alpha as the page shows it
 SHOWN_FORMAT = 'bmp'           # lossless like PNG, ~10x faster to write per slider move
-CACHE_LIFETIME = (3600, 3600)  # Gradio deletes its copies of shown images after an hour, hourly
 MAX_OPEN_PHOTOS = 8            # photos kept in memory, one per tab; the least recently used goes first
-IDLE_S = 1800                  # a tab's photo is released after this long without a move (gr.State TTL)
-SESSIONS_KEPT = 1000           # Gradio's per-tab records (gr.Blocks state_session_capacity, default 10,000)
+IDLE_S = 300                   # a tab's photo is released after this long without a move (gr.State TTL), and
+                               # Gradio deletes its files (shown images, uploads, downloads) this old, ...
+CACHE_SWEEP_S = 60             # ... looking this often (gr.Blocks delete_cache, and keep_sweeping)
+FILES_KEPT = 100               # a released photo's file is kept to re-open it, for this many tabs at most ...
+FILES_KEPT_S = 1800            # ... and this long after the tab's last move
+SESSIONS_KEPT = 100            # Gradio's per-tab records, ~50 KiB each (gr.Blocks state_session_capacity)
+MAX_UPLOAD_BYTES = 100 * 2 ** 20   # Gradio refuses larger uploads as they stream in (a 100 MP JPEG is ~30 MB)
 # Relights (the moves) run at most this many at once: TF runs concurrent session.run calls, and with
 # 2 cores a second relight overlaps the first's encoding and transfer; more only share the cores.
 RELIGHTS_AT_ONCE = 2
@@ -78,17 +84,70 @@ def draft_factor(height, width):
 
 
 def downscale(array, factor):
-    """An [H,W,C] array box-downscaled by factor, its ragged border edge-padded: [ceil(H/f), ceil(W/f), C]."""
-    height, width = array.shape[:2]
-    return pipeline.box_downscale(np.pad(array, ((0, -height % factor), (0, -width % factor), (0, 0)), 'edge'),
-                                  factor)
+    """An [H,W,C] float32 array box-downscaled by factor (the mean of each factor x factor block), its
+    ragged border edge-padded: [ceil(H/f), ceil(W/f), C]."""
+    height, width, channels = array.shape
+    padded = np.pad(array, ((0, -height % factor), (0, -width % factor), (0, 0)), 'edge')
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor, channels)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
-def start_level(alpha):
-    """The slider's first level for an automatic alpha: its EV, kept START_MARGIN_EV inside EV_RANGE,
-    on the slider's step."""
-    low, high = EV_RANGE[0] + START_MARGIN_EV, EV_RANGE[1] - START_MARGIN_EV
-    return round(min(max(math.log2(alpha), low), high), EV_DECIMALS)
+def on_step(ev):
+    """An exposure compensation on the slider's step (evaluate.py --ev as the page prints it)."""
+    return round(ev, EV_DECIMALS) + 0.0     # + 0.0: no -0.0
+
+
+def ev_flag(ev):
+    """evaluate.py's --ev for a compensation on the slider's step ('' for 0 EV)."""
+    return ' --ev %g' % ev if ev else ''
+
+
+def sweep_cache(folder, kept, now):
+    """Delete Gradio's temporary files under folder (a folder of the page's own), except those in
+    `kept`, that are IDLE_S old at `now` (seconds since the epoch: their ctime, which Gradio renews
+    when it hands a file out again, as delete_cache ages them), and the empty folders unchanged for
+    CACHE_SWEEP_S (not one Gradio has just made). Gradio's delete_cache leaves those folders (one
+    per file, 4 KiB of disk each) and the empty file that each upload's gr.File preprocess makes,
+    and in Gradio 6.31 stops for good once an event adds a file while it iterates ("Set changed size
+    during iteration"), which a busy page soon does."""
+    for parent, folders, names in os.walk(folder, topdown=False):
+        for name in names:
+            path = os.path.join(parent, name)
+            try:
+                if path not in kept and os.lstat(path).st_ctime < now - IDLE_S:
+                    os.remove(path)
+            except FileNotFoundError:            # deleted meanwhile
+                pass
+        for name in folders:
+            try:
+                if os.lstat(os.path.join(parent, name)).st_mtime < now - CACHE_SWEEP_S:
+                    os.rmdir(os.path.join(parent, name))    # only where empty
+            except OSError:                      # not empty, or gone meanwhile
+                pass
+
+
+def keep_sweeping(folder):
+    """sweep_cache(folder) every CACHE_SWEEP_S from a daemon thread, keeping the files there now
+    (the demo examples, which Gradio caches as the page is built)."""
+    kept = {os.path.join(parent, name) for parent, _, names in os.walk(folder) for name in names}
+
+    def sweep():
+        while True:
+            time.sleep(CACHE_SWEEP_S)
+            sweep_cache(folder, kept, time.time())
+
+    threading.Thread(target=sweep, name='cache sweep', daemon=True).start()
+
+
+MALLOC_TRIM = getattr(ctypes.CDLL(None), 'malloc_trim', None) if os.name == 'posix' else None   # glibc's
+
+
+def return_freed_memory():
+    """Hand the memory that glibc's malloc keeps in its arenas after frees back to the system
+    (malloc_trim; nothing where the C library has none). Without it, the transient arrays of each
+    opening and each released photo stay in the server's RSS (docs/APP.md#a-long-day-bounded-memory)."""
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
 def to_uint8_rgb(array):
@@ -99,15 +158,17 @@ def to_uint8_rgb(array):
 
 class Photo:
     """One opened photo: its path; `before`, the preview as uint8; the normalised preview `image` and
-    its `stages`; `draft`, (factor, image, illumination) box-downscaled by factor to at most
-    DRAFT_PIXELS (None where the preview is no larger); `ratio`, evaluate.py's --ratio for it
-    ('auto', or DEFAULT_RATIO where there is no brightness fit to meter with); `exposures`, that
-    ratio's exposure per mode (the metering depends on the mode), filled as modes are used;
-    `start`, the slider's first level; `note` for the page."""
+    its `stages` (copied: session.run's outputs are views of TensorFlow's buffers, which a kept photo
+    would pin in its allocator's pool); `draft`, (factor, image, illumination) box-downscaled by
+    factor to at most DRAFT_PIXELS (None where the preview is no larger); `ratio`, evaluate.py's
+    --ratio for it ('auto', or DEFAULT_RATIO where there is no brightness fit to meter with: 0 EV is
+    then that fixed ratio); `exposures`, that ratio's exposure per mode (the metering depends on the
+    mode), filled as modes are used; `note` for the page."""
 
-    def __init__(self, path, before, image, stages, ratio, exposures, start, note):
-        self.path, self.before, self.image, self.stages = path, before, image, stages
-        self.ratio, self.exposures, self.start, self.note = ratio, exposures, start, note
+    def __init__(self, path, before, image, stages, ratio, exposures, note):
+        self.path, self.before, self.image = path, before, image
+        self.stages = {name: np.array(array) for name, array in stages.items()}
+        self.ratio, self.exposures, self.note = ratio, exposures, note
         factor = draft_factor(*image.shape[:2])
         self.draft = None if factor == 1 else (factor, downscale(image, factor),
                                                downscale(stages['illumination'], factor))
@@ -121,8 +182,8 @@ class Photo:
 
 class Relighter:
     """The page's work, without the page: open a photo, relight its preview (exactly, or a draft),
-    decompose it and write the full-resolution PNG, all with one evaluate.KinD. A `level` is the
-    slider's, in stops (EV = log2 alpha)."""
+    decompose it and write the full-resolution PNG, all with one evaluate.KinD. An `ev` is the
+    slider's exposure compensation in stops from the photo's automatic exposure (evaluate.py --ev)."""
 
     def __init__(self, checkpoint_dir, precision='auto', max_pixels=data.DEFAULT_MAX_IMAGE_PIXELS):
         self.kind = evaluate.KinD(checkpoint_dir, precision=precision)   # the CLI's tiles and precision
@@ -152,13 +213,10 @@ class Relighter:
             ratio, (exposure, stages) = 'auto', self.kind.meter(pixels, mode)
         except utils.UserError as error:     # the brightness fit cannot be read
             ratio, exposure, stages = evaluate.DEFAULT_RATIO, evaluate.as_exposure(evaluate.DEFAULT_RATIO), None
-            notes.append('no --ratio auto (%s); starting at %g' % (error, evaluate.DEFAULT_RATIO))
+            notes.append('no --ratio auto (%s): 0 EV is the fixed ratio %g' % (error, evaluate.DEFAULT_RATIO))
         if stages is None or small.shape != pixels.shape:
             stages = self.kind.decompose(image)
-        start = start_level(exposure.alpha)
-        if abs(start - math.log2(exposure.alpha)) > 10 ** -EV_DECIMALS:
-            notes.append('the automatic alpha %.4g is off the slider; it starts at EV %.2f' % (exposure.alpha, start))
-        return Photo(path, data.to_uint8(small), image, stages, ratio, {mode: exposure}, start, '; '.join(notes))
+        return Photo(path, data.to_uint8(small), image, stages, ratio, {mode: exposure}, '; '.join(notes))
 
     def exposure(self, photo, mode):
         """The photo's automatic exposure in `mode` (its fixed ratio's where it has no --ratio auto),
@@ -168,23 +226,22 @@ class Relighter:
                 if photo.ratio == 'auto' else evaluate.as_exposure(photo.ratio)
         return photo.exposures[mode]
 
-    def exposure_at(self, photo, level, mode):
-        """(exposure, ev): the automatic exposure moved to `level` as evaluate.py --ev moves it, and
-        that --ev, the level's distance from the automatic one to the slider's step. The preview,
-        the download and `evaluate.py --ratio auto --ev EV` so compute the same alpha."""
+    def exposure_at(self, photo, ev, mode):
+        """The automatic exposure moved by `ev` stops (on the slider's step) as evaluate.py --ev moves
+        it: Exposure.at(alpha x 2^ev). The preview, the draft, the download and `evaluate.py --ratio
+        auto --ev EV` so compute the same alpha."""
         automatic = self.exposure(photo, mode)
-        ev = round(level - math.log2(automatic.alpha), EV_DECIMALS) + 0.0   # + 0.0: no -0.0
-        return automatic.at(automatic.alpha * 2.0 ** ev), ev
+        return automatic.at(automatic.alpha * 2.0 ** on_step(ev))
 
-    def relight(self, photo, level, mode):
-        """The preview's output at `level`, float [H,W,3] in [0, 1], from the stored stages."""
-        return self.kind.relight(photo.image, photo.stages, self.exposure_at(photo, level, mode)[0], mode)
+    def relight(self, photo, ev, mode):
+        """The preview's output at `ev`, float [H,W,3] in [0, 1], from the stored stages."""
+        return self.kind.relight(photo.image, photo.stages, self.exposure_at(photo, ev, mode), mode)
 
-    def draft(self, photo, level, mode):
-        """A fast approximation of the preview's output at `level`, uint8 [H,W,3]: the adjustment net
+    def draft(self, photo, ev, mode):
+        """A fast approximation of the preview's output at `ev`, uint8 [H,W,3]: the adjustment net
         on the draft's I, upsampled (I and the adjusted I are smooth), then the fusion at full size
         (the exact output where the preview is no larger than a draft)."""
-        exposure = self.exposure_at(photo, level, mode)[0]
+        exposure = self.exposure_at(photo, ev, mode)
         if photo.draft is None:
             return data.to_uint8(self.kind.relight(photo.image, photo.stages, exposure, mode))
         factor, image, illumination = photo.draft
@@ -196,23 +253,23 @@ class Relighter:
         return data.to_uint8(self.kind.relight_tile(photo.image, dict(photo.stages, adjusted=adjusted), adjusted,
                                                     mode))
 
-    def decomposition(self, photo, level, mode):
-        """[(uint8 image, label)] of R, I, restored R and adjusted I (at `level`) of the preview."""
-        adjusted = self.kind.adjust(photo.image, photo.stages, self.exposure_at(photo, level, mode)[0])
+    def decomposition(self, photo, ev, mode):
+        """[(uint8 image, label)] of R, I, restored R and adjusted I (at `ev`) of the preview."""
+        adjusted = self.kind.adjust(photo.image, photo.stages, self.exposure_at(photo, ev, mode))
         stages = dict(photo.stages, adjusted=adjusted)
         return [(to_uint8_rgb(stages[name]), label) for name, label in STAGE_LABELS]
 
-    def full_resolution(self, photo, level, mode, folder):
-        """Enhance the whole photo at `level` and save <stem>_kindle.png in folder: evaluate.py's
+    def full_resolution(self, photo, ev, mode, folder):
+        """Enhance the whole photo at `ev` and save <stem>_kindle.png in folder: evaluate.py's
         function, precision and exposure. Returns (its path, the evaluate.py command that writes it)."""
         pixels = self.read(photo.path)[0]
         automatic = self.exposure(photo, mode)
-        ev = self.exposure_at(photo, level, mode)[1]
+        ev = on_step(ev)
         stem = os.path.splitext(os.path.basename(photo.path))[0]
         path = os.path.join(folder, stem + evaluate.OUTPUT_SUFFIX + '.png')
         data.save_image(path, self.kind.enhance_pixels(pixels, automatic, mode, ev=ev)[0])
         command = 'python evaluate.py --input %s --ratio %s%s --mode %s' % (
-            os.path.basename(photo.path), photo.ratio, ' --ev %.*f' % (EV_DECIMALS, ev) if ev else '', mode)
+            os.path.basename(photo.path), photo.ratio, ev_flag(ev), mode)
         return path, command
 
 
@@ -251,16 +308,20 @@ class Turns:
 
 class OpenPhotos:
     """The photos open on the page, one per tab (Gradio's session hash), at most `capacity` of them:
-    the least recently used is released first. Releasing a tab's photo also drops its waiting
-    relights (Turns) and its download folder."""
+    the least recently used is released first. Each tab has a folder holding its photo's file (a
+    hard link to the upload, which Gradio's cache sweep then leaves) and its latest download. A
+    released photo (idle, or beyond capacity) frees its memory and keeps its file, so that the tab's
+    next move re-opens it; the files of at most `files_kept` tabs are kept, each until FILES_KEPT_S
+    after the tab's last use (checked at each opening)."""
 
-    def __init__(self, capacity=MAX_OPEN_PHOTOS, slots=RELIGHTS_AT_ONCE):
-        self.capacity = capacity
+    def __init__(self, capacity=MAX_OPEN_PHOTOS, slots=RELIGHTS_AT_ONCE, files_kept=FILES_KEPT):
+        self.capacity, self.files_kept = capacity, files_kept
         self.turns = Turns(slots)
-        self.downloads = tempfile.mkdtemp(prefix='kind_app_downloads_')
+        self.folder = tempfile.mkdtemp(prefix='kind_app_')
         self._photos = collections.OrderedDict()   # session -> Photo, least recently used first
-        self._folders = {}                         # session -> its latest download's folder
+        self._files = collections.OrderedDict()    # session -> (its folder, its photo's file, last use), same
         self._lock = threading.Lock()
+        self._reopening = threading.Lock()
 
     def __len__(self):
         return len(self._photos)
@@ -268,16 +329,38 @@ class OpenPhotos:
     def __contains__(self, session):
         return session in self._photos
 
+    def hold(self, session, upload):
+        """Take a tab's uploaded photo file into its own folder (forgetting its previous photo): the
+        path to open it from."""
+        self.forget(session)
+        folder = tempfile.mkdtemp(dir=self.folder)
+        path = os.path.join(folder, os.path.basename(upload))
+        try:
+            os.link(upload, path)
+        except OSError:                    # Gradio's cache is on another file system
+            shutil.copyfile(upload, path)
+        with self._lock:
+            self._files[session] = (folder, path, time.monotonic())
+        return path
+
     def keep(self, session, photo):
         """Open `photo` for a tab (replacing its previous one, whose relights are dropped), releasing
-        the least recently used beyond capacity."""
+        the least recently used beyond capacity, and forgetting the files beyond files_kept or unused
+        for FILES_KEPT_S."""
         with self._lock:
             self._photos[session] = photo
             self._photos.move_to_end(session)
+            self._use(session)
             self.turns.enter((session, 'after'))
             evicted = list(self._photos)[:max(0, len(self._photos) - self.capacity)]
+            unused_since = time.monotonic() - FILES_KEPT_S
+            stale = [tab for index, (tab, (_, _, used)) in enumerate(self._files.items())
+                     if index < len(self._files) - self.files_kept or used < unused_since]
         for old in evicted:
             self.release(old)
+        for old in stale:
+            self.forget(old)
+        return_freed_memory()     # what the opening freed
 
     def get(self, session):
         """The tab's photo (now the most recently used), or None where it has none or it was released."""
@@ -285,39 +368,62 @@ class OpenPhotos:
             photo = self._photos.get(session)
             if photo is not None:
                 self._photos.move_to_end(session)
+                self._use(session)
             return photo
 
     def request(self, session, output):
         """(photo, ticket) for a relight of a tab's photo shown in `output` (the ticket of
-        turns.enter), or None where the tab has no photo."""
+        turns.enter), or None where the tab has no photo open."""
         with self._lock:
             photo = self._photos.get(session)
             if photo is None:
                 return None
             self._photos.move_to_end(session)
+            self._use(session)
             return photo, self.turns.enter((session, output))
 
+    def reopen(self, session, open_photo):
+        """Re-open a tab's released photo from its file with open_photo(path) (one at a time, and
+        once): True where it did, False where its photo is open or it has no file kept."""
+        with self._reopening:
+            with self._lock:
+                kept = self._files.get(session)
+                if session in self._photos or kept is None:
+                    return False
+            self.keep(session, open_photo(kept[1]))
+            return True
+
     def release(self, session):
-        """Forget a tab's photo, relights and download (gr.State's delete_callback, the page's unload)."""
+        """Free a tab's photo and its waiting relights, keeping its file (gr.State's delete_callback
+        after IDLE_S without a move; beyond capacity)."""
         with self._lock:
             self._photos.pop(session, None)
             self.turns.forget(session)
-            folder = self._folders.pop(session, None)
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+        return_freed_memory()
+
+    def forget(self, session):
+        """Release a tab's photo and remove its folder: its file and download (the page's unload, the
+        tab's next photo, and files beyond files_kept or FILES_KEPT_S)."""
+        self.release(session)
+        with self._lock:
+            kept = self._files.pop(session, None)
+        if kept is not None:
+            shutil.rmtree(kept[0], ignore_errors=True)
 
     def download_folder(self, session):
-        """A fresh folder for a tab's next download; its previous one (already copied into Gradio's
-        cache) is removed."""
-        folder = tempfile.mkdtemp(dir=self.downloads)
+        """The tab's folder, where its downloads are written (Gradio copies each into its cache)."""
         with self._lock:
-            previous, self._folders[session] = self._folders.get(session), folder
-        if previous:
-            shutil.rmtree(previous, ignore_errors=True)
-        return folder
+            return self._files[session][0]
+
+    def _use(self, session):
+        """Note a tab's use (with self._lock held): its file is kept FILES_KEPT_S from now."""
+        if session in self._files:
+            folder, path, _ = self._files[session]
+            self._files[session] = (folder, path, time.monotonic())
+            self._files.move_to_end(session)
 
     def close(self):
-        shutil.rmtree(self.downloads, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def error_message(error):
@@ -327,17 +433,18 @@ def error_message(error):
     return str(error)
 
 
-def alpha_text(relighter, photo, level, mode):
-    """What the page shows beside the slider: the alpha used, and the automatic one and --ev."""
-    exposure, ev = relighter.exposure_at(photo, level, mode)
-    automatic = relighter.exposure(photo, mode)
-    return 'alpha **%.*f**  \n%s %.*f  \n%+.*f EV' % (
-        ALPHA_DECIMALS, exposure.alpha, 'auto' if photo.ratio == 'auto' else 'fixed', ALPHA_DECIMALS,
-        automatic.alpha, EV_DECIMALS, ev)
+def alpha_text(relighter, photo, ev, mode):
+    """What the page shows beside the slider: the alpha used, and the one at 0 EV (auto or fixed)."""
+    return 'alpha **%.*f**  \n%s %.*f' % (
+        ALPHA_DECIMALS, relighter.exposure_at(photo, ev, mode).alpha, 'auto' if photo.ratio == 'auto' else 'fixed',
+        ALPHA_DECIMALS, relighter.exposure(photo, mode).alpha)
 
 
-NO_PHOTO = ('No photo is open: upload or pick one (an open photo is released after %d minutes idle, or '
-            'when more than %d are open)' % (IDLE_S // 60, MAX_OPEN_PHOTOS))
+ALPHA_NOTE = 'alpha is KinD\'s ratio; +1 EV doubles it'
+NO_PHOTO = 'No photo is open: upload or pick one (a photo is kept %d minutes after its tab\'s last move)' % (
+    FILES_KEPT_S // 60)
+REOPENED = ('Re-opened from its file: the photo is released after %d minutes without a move, or when more '
+            'than %d are open' % (IDLE_S // 60, MAX_OPEN_PHOTOS))
 
 
 def build_page(relighter, photos, demo_paths=()):
@@ -345,37 +452,41 @@ def build_page(relighter, photos, demo_paths=()):
     examples."""
     import gradio as gr
 
+    def reopened(session, mode):
+        """Whether the tab's released photo was re-opened from its file (OpenPhotos.reopen)."""
+        return photos.reopen(session, lambda path: relighter.open(path, mode))
+
     def opened(path, mode, showing, request: gr.Request):
         session = request.session_hash
         cleared = (None, None, None, gr.skip(), '', '', [], None)
         if not path:
-            photos.release(session)
+            photos.forget(session)
             return cleared
         try:
-            photo = relighter.open(path, mode)
+            photo = relighter.open(photos.hold(session, path), mode)
         except utils.UserError as error:
-            photos.release(session)
+            photos.forget(session)
             return cleared[:5] + ('**failed:** %s' % error_message(error), [], None)
         photos.keep(session, photo)
-        after = data.to_uint8(relighter.relight(photo, photo.start, mode))
-        stages = relighter.decomposition(photo, photo.start, mode) if showing else []
-        return (session, photo.before, after, photo.start, alpha_text(relighter, photo, photo.start, mode),
-                photo.note, stages, None)
+        after = data.to_uint8(relighter.relight(photo, 0.0, mode))
+        stages = relighter.decomposition(photo, 0.0, mode) if showing else []
+        return session, photo.before, after, 0.0, alpha_text(relighter, photo, 0.0, mode), photo.note, stages, None
 
     def relit(level, mode, request: gr.Request, drafting=False):
-        """(after, alpha, session, message) for a move; all skipped where a newer move overtook it."""
+        """(after, alpha, session, message) for a move; skipped where a newer move overtook it."""
         session = request.session_hash
-        requested = photos.request(session, 'after')
-        if requested is None:
-            return gr.skip(), gr.skip(), gr.skip(), NO_PHOTO
-        photo, ticket = requested
         relight = relighter.draft if drafting else lambda *args: data.to_uint8(relighter.relight(*args))
-        try:
+        try:          # re-opening, or metering a new mode, reads the file again
+            message = REOPENED if reopened(session, mode) else gr.skip()
+            requested = photos.request(session, 'after')
+            if requested is None:
+                return gr.skip(), gr.skip(), gr.skip(), NO_PHOTO
+            photo, ticket = requested
             shown = photos.turns.run(ticket, lambda: (relight(photo, level, mode),
                                                       alpha_text(relighter, photo, level, mode)))
-        except utils.UserError as error:     # metering a new mode reads the file again
+        except utils.UserError as error:
             return gr.skip(), gr.skip(), session, '**failed:** %s' % error_message(error)
-        return (gr.skip(),) * 4 if shown is None else shown + (session, gr.skip())
+        return (gr.skip(),) * 3 + (message,) if shown is None else shown + (session, message)
 
     def dragged(level, mode, request: gr.Request):
         return relit(level, mode, request, drafting=True)
@@ -393,25 +504,27 @@ def build_page(relighter, photos, demo_paths=()):
 
     def rendered(level, mode, request: gr.Request):
         session = request.session_hash
-        photo = photos.get(session)
-        if photo is None:
-            return None, NO_PHOTO
         try:
+            notes = [REOPENED] if reopened(session, mode) else []
+            photo = photos.get(session)
+            if photo is None:
+                return None, NO_PHOTO
             path, command = relighter.full_resolution(photo, level, mode, photos.download_folder(session))
         except utils.UserError as error:
             return None, '**failed:** %s' % error_message(error)
-        return path, '; '.join(filter(None, [photo.note, 'the same file as `%s`' % command]))
+        return path, '; '.join(filter(None, [photo.note] + notes + ['the same file as `%s`' % command]))
 
     def closed(request: gr.Request):
-        photos.release(request.session_hash)
+        photos.forget(request.session_hash)
 
-    with gr.Blocks(title='KinD relighting', analytics_enabled=False, delete_cache=CACHE_LIFETIME) as page:
+    # Gradio deletes its files IDLE_S old (delete_cache; `python app.py` also sweeps them: keep_sweeping).
+    with gr.Blocks(title='KinD relighting', analytics_enabled=False, delete_cache=(CACHE_SWEEP_S, IDLE_S)) as page:
         # The tab's session hash, set by each open and move: after IDLE_S without one, Gradio deletes
         # it and its delete_callback releases the tab's photo.
         session = gr.State(time_to_live=IDLE_S, delete_callback=photos.release)
         showing = gr.State(False)   # the decomposition tab is open: keep its adjusted I current
         gr.Markdown('## KinD: relight a dark photo\nUpload a photo or pick a demo one, then drag the '
-                    'light level. The slider starts at the photo\'s `--ratio auto` value.')
+                    'exposure: 0 EV is the photo\'s `--ratio auto` choice.')
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label='Dark photo', type='filepath', elem_id='upload')
@@ -422,10 +535,11 @@ def build_page(relighter, photos, demo_paths=()):
                                 info='fusion: the released evaluate.py (blended with the input); '
                                      'plain: restored R x adjusted I')
                 with gr.Row():
-                    level = gr.Slider(*EV_RANGE, value=start_level(evaluate.DEFAULT_RATIO),
-                                      step=10 ** -EV_DECIMALS, precision=EV_DECIMALS, scale=3,
-                                      label='Light level, EV', info='log2 alpha', buttons=[], elem_id='level')
+                    level = gr.Slider(*EV_RANGE, value=0.0, step=10 ** -EV_DECIMALS, precision=EV_DECIMALS,
+                                      scale=3, label='Exposure, EV', info='0: the auto choice', buttons=[],
+                                      elem_id='level')
                     alpha = gr.Markdown(elem_id='alpha', scale=1, min_width=80)
+                gr.Markdown(ALPHA_NOTE, elem_id='alpha_note')
                 message = gr.Markdown(elem_id='message')
                 render = gr.Button('Full-resolution PNG', elem_id='render')
                 download = gr.File(label='Download', interactive=False, elem_id='download')
@@ -475,9 +589,9 @@ def build_parser():
 
 def launch(page, photos, port, demo_folder=None):
     """Serve the page on HOST:port without blocking; returns its address."""
-    allowed = [photos.downloads] + ([demo_folder] if demo_folder else [])
+    allowed = [photos.folder] + ([demo_folder] if demo_folder else [])
     page.launch(server_name=HOST, server_port=port, quiet=True, prevent_thread_lock=True, allowed_paths=allowed,
-                state_session_capacity=SESSIONS_KEPT)
+                state_session_capacity=SESSIONS_KEPT, max_file_size=MAX_UPLOAD_BYTES)
     return 'http://%s:%d' % (HOST, port)
 
 
@@ -499,7 +613,13 @@ def main(argv=None):
     atexit.register(photos.close)
     demo = tempfile.mkdtemp(prefix='kind_app_demo_')
     atexit.register(shutil.rmtree, demo, True)
+    gradio_folder = os.environ.get('GRADIO_TEMP_DIR') or tempfile.gettempdir()
+    os.makedirs(gradio_folder, exist_ok=True)                 # as Gradio would make it
+    cache = tempfile.mkdtemp(prefix='kind_app_gradio_', dir=gradio_folder)
+    atexit.register(shutil.rmtree, cache, True)
+    os.environ['GRADIO_TEMP_DIR'] = cache      # Gradio's files of this page alone, for keep_sweeping
     page = build_page(relighter, photos, demo_photos(demo))
+    keep_sweeping(cache)
     address = launch(page, photos, args.port, demo)
     print('KinD relighting page: %s (Ctrl+C stops)' % address, flush=True)
     # Ctrl+C and SIGTERM stop the server, also where the shell started it with SIGINT ignored

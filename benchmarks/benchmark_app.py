@@ -6,6 +6,7 @@ closing.
   python benchmarks/benchmark_app.py --runs server          # in this process: per move, per drag event
   python benchmarks/benchmark_app.py --runs clients --clients 1 4 8
   python benchmarks/benchmark_app.py --runs churn --sessions 100
+  python benchmarks/benchmark_app.py --runs churn --never_closed    # 500 tabs that never close
   ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/benchmark_app.py --runs server --precision float32
 
 server: app.Relighter and Gradio's image encoding in this process. First view (read, one full pass,
@@ -26,8 +27,12 @@ cores over that) and the clients' (this process, on the same cores); the server'
 (VmHWM). Then every client's last image is compared with its own photo relit here (no
 cross-talk). --client gradio_client measures as issue 24 did.
 
-churn: a fresh server; --sessions tabs one after another open a photo, make two moves and close
-(their heartbeat connection ends, as a closed tab's does): the server's RSS after each 10.
+churn: a fresh server; --sessions tabs one after another, each opening its own photo (the same
+scene, its own sensor noise), make two moves and close (their heartbeat connection ends, as a closed
+tab's does); with --never_closed, 500 tabs make one move and never close (no heartbeat connection, so
+no unload: a vanished tab, or a script). The server's RSS, and the disk use of Gradio's temporary
+folder and of the page's own files (its tabs' photo files and downloads, beyond Gradio's), after the
+1st and 5th tab and every 10th (every 50th never closed).
 
 The machine's load average is printed first: other jobs on the CPU slow every figure.
 """
@@ -54,6 +59,9 @@ import evaluate  # noqa: E402
 DRAG_TARGET_S = 0.060          # issue 24: a drag event on an AVX2 CPU at 600x400
 MOVES_PER_SESSION = 2          # churn: moves each session makes before it closes
 CHURN_REPORT_EVERY = 10        # churn: RSS after every this many sessions
+NEVER_CLOSED_SESSIONS = 500    # churn --never_closed: sessions (issue 34), each making one move,
+NEVER_CLOSED_REPORT_EVERY = 50     # and RSS after every this many
+CHURN_BASELINE = 5             # churn: the change is counted from this many sessions
 SETTLE_S = 1.0                 # churn: wait after a close for the server's unload
 TABS = 4                       # server: tabs moving at once for the relights-at-a-time comparison
 SERVER_START_S = 180           # the longest wait for `python app.py` to print its address
@@ -83,17 +91,34 @@ def slider_levels(rng, count):
     return np.round(rng.uniform(*app.EV_RANGE, count), app.EV_DECIMALS).tolist()
 
 
-def dark_photos(folder, count):
-    """`count` 600x400 dark photos (coffee, each with its own simulated sensor noise): their paths."""
+def dark_photo(folder, index):
+    """A 600x400 dark photo (coffee, with the simulated sensor noise of seed `index`): its path."""
     import skimage.data
     from PIL import Image
-    original = skimage.data.coffee()
-    paths = []
-    for index in range(count):
-        path = os.path.join(folder, 'coffee_%02d.png' % index)
-        Image.fromarray(evaluate.simulate_low_light(original, np.random.default_rng(index))).save(path)
-        paths.append(path)
-    return paths
+    path = os.path.join(folder, 'coffee_%02d.png' % index)
+    Image.fromarray(evaluate.simulate_low_light(skimage.data.coffee(), np.random.default_rng(index))).save(path)
+    return path
+
+
+def dark_photos(folder, count):
+    """`count` dark photos (dark_photo): their paths."""
+    return [dark_photo(folder, index) for index in range(count)]
+
+
+def disk_mib(folder, counted):
+    """MiB of disk the files and folders under folder use, each (inode) counted once: those in
+    `counted` (a set of inodes, to which folder's are added) are left out."""
+    used = 0
+    for directory, folders, names in os.walk(folder):
+        for name in folders + names:
+            try:
+                status = os.lstat(os.path.join(directory, name))
+            except FileNotFoundError:           # removed meanwhile
+                continue
+            if status.st_ino not in counted:
+                counted.add(status.st_ino)
+                used += status.st_blocks * 512
+    return used / 2 ** 20
 
 
 def server_run(args, folder):
@@ -166,17 +191,20 @@ def server_run(args, folder):
 
 
 class Server:
-    """`python app.py` on a free port in a subprocess; its RSS from /proc."""
+    """`python app.py` on a free port in a subprocess, its temporary files (Gradio's in
+    gradio_folder, the page's own beside it) under temp_folder; its RSS from /proc."""
 
-    def __init__(self, args):
-        import socket
+    def __init__(self, args, temp_folder):
+        self.gradio_folder = os.path.join(temp_folder, 'gradio')
+        self.temp_folder = temp_folder
         with socket.socket() as probe:
             probe.bind((app.HOST, 0))
             self.port = probe.getsockname()[1]
         self.process = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, 'app.py'), '--port', str(self.port), '--checkpoint_dir',
              args.checkpoint_dir, '--precision', args.precision], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, TMPDIR=temp_folder, GRADIO_TEMP_DIR=self.gradio_folder))
         deadline = time.time() + SERVER_START_S
         lines = []
         for line in self.process.stdout:
@@ -197,6 +225,13 @@ class Server:
                     return int(line.split()[1]) / 1024.0
         raise RuntimeError('%s not in /proc/%d/status' % (field, self.process.pid))
 
+    def disk_mib(self):
+        """(MiB of Gradio's temporary folder, MiB of the page's own files beyond those)."""
+        counted = set()
+        gradio = disk_mib(self.gradio_folder, counted)
+        return gradio, sum(disk_mib(os.path.join(self.temp_folder, name), counted)
+                           for name in os.listdir(self.temp_folder) if name.startswith('kind_app_'))
+
     def cpu_s(self):
         """CPU seconds the server has used (all threads)."""
         with open('/proc/%d/stat' % self.process.pid) as stat:
@@ -214,17 +249,20 @@ class Server:
 
 class Session:
     """One client of the page over plain HTTP, as a browser tab talks to it: its own session hash,
-    a heartbeat connection held open while it lives (closing it is closing the tab), and events
-    through Gradio's queue (POST queue/join, then the session's event stream)."""
+    a heartbeat connection held open while it lives (closing it is closing the tab; without one the
+    session never closes), and events through Gradio's queue (POST queue/join, then the session's
+    event stream)."""
 
-    def __init__(self, address, api):
+    def __init__(self, address, api, heartbeat=True):
         import httpx
         self.address, self.api, self.session = address, api, uuid.uuid4().hex
         self.http = httpx.Client(base_url=address + API_PREFIX, timeout=EVENT_TIMEOUT_S)
-        host, port = address.split('//')[1].split(':')
-        self.heartbeat = socket.create_connection((host, int(port)))
-        self.heartbeat.sendall(('GET %s/heartbeat/%s HTTP/1.1\r\nHost: %s\r\n\r\n'
-                                % (API_PREFIX, self.session, host)).encode())
+        self.heartbeat = None
+        if heartbeat:
+            host, port = address.split('//')[1].split(':')
+            self.heartbeat = socket.create_connection((host, int(port)))
+            self.heartbeat.sendall(('GET %s/heartbeat/%s HTTP/1.1\r\nHost: %s\r\n\r\n'
+                                    % (API_PREFIX, self.session, host)).encode())
 
     @staticmethod
     def endpoints(address):
@@ -264,7 +302,9 @@ class Session:
         return np.asarray(Image.open(io.BytesIO(self.http.get(shown['url']).content)))
 
     def close(self):
-        self.heartbeat.close()
+        """Close the tab (where it holds a heartbeat connection) and the client."""
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self.http.close()
 
 
@@ -298,7 +338,7 @@ CLIENTS = {'http': Session, 'gradio_client': GradioClientSession}
 
 def clients_run(args, folder):
     """N clients at once for each N of args.clients; then the no-cross-talk check."""
-    server = Server(args)
+    server = Server(args, tempfile.mkdtemp(dir=folder))
     api = Session.endpoints(server.address)
     paths = dark_photos(folder, max(args.clients))
     print('server: %s, precision %s; %d CPU cores; RSS after start %.0f MiB; clients: %s'
@@ -356,31 +396,43 @@ def clients_run(args, folder):
 
 
 def churn_run(args, folder):
-    """args.sessions sessions opened and closed one after another; the server's RSS after each 10."""
-    server = Server(args)
+    """args.sessions sessions one after another, closed after MOVES_PER_SESSION moves, or never closed
+    after one; the server's RSS and its files' disk use after the 1st, the CHURN_BASELINE-th and every
+    report_every-th."""
+    never_closed = args.never_closed
+    sessions = args.sessions or (NEVER_CLOSED_SESSIONS if never_closed else 100)
+    moves, report_every = (1, NEVER_CLOSED_REPORT_EVERY) if never_closed else (MOVES_PER_SESSION, CHURN_REPORT_EVERY)
+    server = Server(args, tempfile.mkdtemp(dir=folder))
     api = Session.endpoints(server.address)
-    path = dark_photos(folder, 1)[0]
-    levels = slider_levels(np.random.default_rng(0), MOVES_PER_SESSION * args.sessions)
+    levels = slider_levels(np.random.default_rng(0), moves * sessions)
     rows = []
     begin = time.perf_counter()
     try:
-        for index in range(args.sessions):
-            session = Session(server.address, api)
+        for index in range(sessions):
+            path = dark_photo(folder, index)
+            session = Session(server.address, api, heartbeat=not never_closed)
             session.open(path)
-            for level in levels[MOVES_PER_SESSION * index:MOVES_PER_SESSION * (index + 1)]:
+            for level in levels[moves * index:moves * (index + 1)]:
                 session.move(level)
             session.close()
-            if index == 0 or (index + 1) % CHURN_REPORT_EVERY == 0:
+            os.remove(path)
+            count = index + 1
+            if count in (1, CHURN_BASELINE) or count % report_every == 0:
                 time.sleep(SETTLE_S)
-                rows.append((index + 1, server.memory_mib('VmRSS')))
+                rows.append((count, (time.perf_counter() - begin) / 60, server.memory_mib('VmRSS'))
+                            + server.disk_mib())
     finally:
         server.stop()
-    print('server: precision %s; %d sessions in %.0f s (each: open, %d moves, close); RSS after start and '
-          'sessions:' % (args.precision, args.sessions, time.perf_counter() - begin, MOVES_PER_SESSION))
-    print('| sessions | RSS | change since the first |')
-    print('|---|---|---|')
-    for sessions, rss in rows:
-        print('| %d | %.0f MiB | %+.0f MiB |' % (sessions, rss, rss - rows[0][1]))
+    print('server: precision %s; %d sessions in %.0f s, each: open its photo, %d move(s), %s; %d CPU cores'
+          % (args.precision, sessions, time.perf_counter() - begin, moves,
+             'never closed (no heartbeat, no unload)' if never_closed else 'close', os.cpu_count()))
+    baseline_count, _, baseline = ([row for row in rows if row[0] == CHURN_BASELINE] or rows)[0][:3]
+    print('| sessions | minutes | server RSS | change since session %d | Gradio\'s temporary folder | the page\'s '
+          'files |' % baseline_count)
+    print('|---|---|---|---|---|---|')
+    for count, minutes, rss, gradio, own in rows:
+        print('| %d | %.1f | %.0f MiB | %+.0f MiB | %.1f MiB | %.1f MiB |' % (count, minutes, rss, rss - baseline,
+                                                                          gradio, own))
 
 
 def main():
@@ -398,7 +450,10 @@ def main():
                              '(default: %(default)s)')
     parser.add_argument('--seconds', type=float, default=60,
                         help='a client stops moving after this long (default: %(default)s)')
-    parser.add_argument('--sessions', type=int, default=100, help='churn: sessions (default: %(default)s)')
+    parser.add_argument('--sessions', type=int,
+                        help='churn: sessions (default: 100, or %d never closed)' % NEVER_CLOSED_SESSIONS)
+    parser.add_argument('--never_closed', action='store_true',
+                        help='churn: the sessions never close (no heartbeat connection, so no unload)')
     args = parser.parse_args()
     runs = {'server': server_run, 'clients': clients_run, 'churn': churn_run}
     print('load average before: %.2f %.2f %.2f (1, 5, 15 min) on %d CPU cores' % (os.getloadavg() + (os.cpu_count(),)))
