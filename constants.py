@@ -13,6 +13,10 @@ LEAKY_SLOPE = 0.2             # lrelu slope of the authors' model.py
 # 13, 108 and 4; tests/test_model.py checks each by perturbing single pixels. Tiled inference
 # (pipeline.py) uses them to size the margins that make stitched output equal the untiled one.
 RECEPTIVE_RADIUS = {'DecomNet': 13, 'Restoration_net': 108, 'Illumination_adjust_net': 4}
+# Restoration_net's decoder run on a tile's inner window (model.Restoration_net(inner=...)) pads
+# with zeros at its edge: 2 convs per level at 1/8, 1/4, 1/2 and 3 at full resolution spread that
+# inward by 2 x 8 + 2 x 4 + 2 x 2 + 3 = 31 px, so an inner window carries this much beyond its core.
+DECODER_HALO = 32
 
 # --- Losses [4-5] -----------------------------------------------------------------------------------
 # Stage 1 weights (authors' decomposition_net_train.py; paper: L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc).

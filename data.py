@@ -16,6 +16,7 @@ NORMALISE_FLOOR = 0.001          # spec 2.1: (v - min) / max(max - min, 0.001)
 # The decompression-bomb guard: PIL's own error limit, twice its warning (178,956,970 pixels), so
 # that 100-150 MP photos pass and a bomb does not.
 DEFAULT_MAX_IMAGE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+BAND_ROWS = 256                  # box_downscale sums a photo over bands of about this many rows
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
 
@@ -123,6 +124,21 @@ def normalise(image, statistics=None):
     image = np.asarray(image)
     low, span = normalisation(image) if statistics is None else statistics
     return ((to_float(image) - low) / span).astype(np.float32)
+
+
+def box_downscale(array, factor):
+    """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped), float32;
+    the array itself for 1. Summed over bands of rows, so a uint8 photo is never copied whole."""
+    if factor == 1:
+        return array
+    height, width = array.shape[0] // factor, array.shape[1] // factor
+    result = np.empty((height, width, array.shape[2]), np.float32)
+    band = max(1, BAND_ROWS // factor)
+    for top in range(0, height, band):
+        rows = array[top * factor:min(top + band, height) * factor, :width * factor]
+        blocks = rows.reshape(rows.shape[0] // factor, factor, width, factor, -1)
+        result[top:top + band] = blocks.mean(axis=(1, 3), dtype=np.float64)
+    return result
 
 
 def load_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):

@@ -35,7 +35,7 @@ import model  # noqa: E402
 from pipeline import tile_signature  # noqa: E402
 
 WHOLE_SIGNATURES = ('serving_default', 'enhance_float', 'stages', 'relight')   # float32, whole images
-TILE_SIGNATURES = ('decompose', 'relight_map')   # per tile, one pair per precision (pipeline.tile_signature)
+TILE_SIGNATURES = ('decompose', 'restore', 'relight_map')   # per tile, in each precision (pipeline.tile_signature)
 SIGNATURES = WHOLE_SIGNATURES + tuple(tile_signature(name, precision) for name in TILE_SIGNATURES
                                       for precision in evaluate.PRECISIONS)
 UINT8_MAX = 255.0
@@ -102,20 +102,27 @@ def build_signatures():
 
 
 def build_tile_signatures(precision):
-    """{name: (inputs, outputs)} of the two per-tile steps of evaluate.KinD in `precision`, the
-    normalisation left to the caller (pipeline.py): decompose (normalised [h,w,3] -> reflectance,
-    illumination, restored) and relight_map (those, normalised and ratio_map [h,w,1] -> fusion,
-    plain float32 [h,w,3])."""
+    """{name: (inputs, outputs)} of the three per-tile steps of evaluate.KinD in `precision`, the
+    normalisation and the tiling left to the caller (pipeline.py): decompose (normalised [h,w,3] ->
+    reflectance, illumination: DecomNet), restore (reflectance, illumination of a tile's window and
+    its inner window [top, left, height, width] -> restored on the inner window) and relight_map
+    (normalised, reflectance, illumination, restored and ratio_map [h,w,1] -> fusion, plain float32
+    [h,w,3])."""
     normalised = tf.placeholder(tf.float32, [None, None, 3], name='normalised_' + precision)
     reflectance, illumination = model.in_precision(model.DecomNet_simple, precision, normalised[None])
-    restored = model.in_precision(model.Restoration_net, precision, reflectance, illumination)
-    decomposed = {'reflectance': reflectance[0], 'illumination': illumination[0], 'restored': restored[0]}
+    window = {name: tf.placeholder(tf.float32, [None, None, channels], name='window_%s_%s' % (name, precision))
+              for name, channels in (('reflectance', 3), ('illumination', 1))}
+    inner = tf.placeholder(tf.int32, [4], name='inner_' + precision)
+    restored = model.in_precision(lambda r, i: model.Restoration_net(r, i, tf.unstack(inner)), precision,
+                                  window['reflectance'][None], window['illumination'][None])
     given = {name: tf.placeholder(tf.float32, [None, None, channels], name='%s_%s' % (name, precision))
              for name, channels in (('normalised', 3), ('reflectance', 3), ('illumination', 1), ('restored', 3),
                                     ('ratio_map', 1))}
     outputs = evaluate.relight_outputs(*[given[name][None] for name in (
         'normalised', 'reflectance', 'illumination', 'restored', 'ratio_map')], precision)
-    return {tile_signature('decompose', precision): ({'normalised': normalised}, decomposed),
+    return {tile_signature('decompose', precision): ({'normalised': normalised},
+                                                      {'reflectance': reflectance[0], 'illumination': illumination[0]}),
+            tile_signature('restore', precision): (dict(window, inner=inner), {'restored': restored[0]}),
             tile_signature('relight_map', precision): (given, {mode: outputs[mode][0] for mode in evaluate.MODES})}
 
 

@@ -7,7 +7,7 @@ high image) shares one set of variables whose names never get ``_1`` suffixes.
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
-from constants import LEAKY_SLOPE, PRECISIONS, RECEPTIVE_RADIUS  # noqa: F401 (model.RECEPTIVE_RADIUS)
+from constants import DECODER_HALO, LEAKY_SLOPE, PRECISIONS, RECEPTIVE_RADIUS  # noqa: F401 (model.RECEPTIVE_RADIUS)
 
 DECOM_SCOPE = 'DecomNet'
 RESTORATION_SCOPE = 'Restoration_net'
@@ -69,8 +69,15 @@ def DecomNet_simple(input_image):
     return reflectance, illumination
 
 
-def Restoration_net(input_r, input_i):
-    """Reflectance restoration (R, I) -> R_hat [B,H,W,3]: a 5-level U-Net on concat([R, I])."""
+def Restoration_net(input_r, input_i, inner=None):
+    """Reflectance restoration (R, I) -> R_hat [B,H,W,3]: a 5-level U-Net on concat([R, I]).
+
+    `inner` (top, left, height, width), int32 scalars with top and left multiples of 16: the
+    decoder runs on that window of the image only and R_hat is returned for it (a tile's inner
+    window; pipeline.py). The encoder still reads the whole input, and the decoder's convolutions
+    see zero padding at the window's edge instead of their neighbours, so the outer
+    DECODER_HALO px of an inner window that is not at the image's edge are not the whole image's.
+    """
     with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
         x = tf.concat([input_r, input_i], 3)
         skips = []
@@ -79,12 +86,22 @@ def Restoration_net(input_r, input_i):
                 x = _pool(x)
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
-            skips.append(x)
+            skips.append(x if inner is None else _crop(x, inner, 2 ** (level - 1)))
+        x = skips[-1]
         for level, channels in zip([6, 7, 8, 9], [256, 128, 64, 32]):
             x = upsample_and_concat(x, skips[9 - level], channels, channels * 2, 'up_%d' % level)
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
         return _output(_conv(x, 3, 'de_conv10', activation=None))
+
+
+def _crop(x, inner, scale):
+    """The part of a feature map at 1/scale resolution that covers the window `inner` of the image
+    (its end rounded up, as SAME pooling rounds a map's size)."""
+    top, left, height, width = inner
+    begin = [0, top // scale, left // scale, 0]
+    end = [-(-(top + height) // scale), -(-(left + width) // scale)]
+    return tf.slice(x, begin, [-1, end[0] - begin[1], end[1] - begin[2], -1])
 
 
 def Illumination_adjust_net(input_i, input_ratio):

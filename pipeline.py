@@ -1,15 +1,22 @@
 """One photo at any size through KinD: the tile grid, the normalisation and the metering copy taken
-from the whole photo once, and the streamed enhance loop that evaluate.KinD and the Beam pipeline
+from the whole photo once, and the streamed loop that evaluate.KinD, the page and the Beam pipeline
 share (no TensorFlow here).
 
-Only the photo's pixels (uint8 for 8-bit files) and the uint8 output scale with its size; each tile
-is normalised with the whole photo's statistics (spec 2.1), decomposed, relit and written into the
-output before the next, and `--ratio auto` meters on a copy of at most METER_MAX_PIXELS. `nets` is
-anything with the two per-tile steps:
+Only the photo's pixels (uint8 for 8-bit files), its uint8 output and one band of its decomposition
+scale with its size. The photo is cut into cores of `tile_size` px, each net paying only the context
+it needs (Margins): DecomNet (receptive radius 13) runs once per pixel, in blocks with a 16-px
+margin, into a band of R and I as high as a row of tiles' windows and reused where the next row's
+overlaps; the restoration net's encoder reads each core with 112 px around it (its radius, 108) and
+its decoder and everything after it (the gray trick, 12; the adjustment net, 4) run on the core with
+32 px around it (model.Restoration_net's inner window). Every start is on the 16-px grid of the
+restoration net's pooling, so the stitched output equals the whole image's. `nets` is anything with
+the three per-tile steps:
 
-  decompose_tile(image)                 normalised [h,w,3] -> {'reflectance', 'illumination', 'restored'}
-  relight_tile(image, stages, ratio_map, mode) -> float [h,w,3]  (ratio_map: alpha per pixel, [h,w,1])
+  decompose_tile(image)            normalised [h,w,3] -> {'reflectance' [h,w,3], 'illumination' [h,w,1]}
+  restore_tile(reflectance, illumination, inner)  -> R-hat [h',w',3] on inner (top, left, height, width)
+  relight_tile(image, stages, ratio_map, mode)    -> float [h,w,3]  (ratio_map: alpha per pixel, [h,w,1])
 """
+import collections
 import math
 import weakref
 
@@ -18,65 +25,144 @@ import numpy as np
 import brightness
 import data
 import exposure
-from constants import GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS
+from constants import DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS
 
 TILE_ALIGN = 16              # Restoration_net pools 4 times: tiles start on its 16-px grid
-# Context a tile needs around its core: DecomNet's radius plus the largest radius of what reads its
-# output (restoration 108 > gray-trick Gaussian 12 > adjustment 4) = 121, rounded up to the grid.
-TILE_MARGIN = int(math.ceil((RECEPTIVE_RADIUS['DecomNet'] + max(
-    RECEPTIVE_RADIUS['Restoration_net'], GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net']))
-    / TILE_ALIGN) * TILE_ALIGN)
-DEFAULT_TILE_SIZE = 768      # core side of a tile: 12 MP in < 2 GiB peak RSS (benchmarks/)
+
+
+def _aligned(radius):
+    return int(math.ceil(radius / TILE_ALIGN) * TILE_ALIGN)
+
+
+# The context each step reads around what it must give exactly (model.py's radii, on the grid): the
+# DecomNet blocks' margin, the restoration encoder's window around a core, and the inner window
+# (decoder halo; the gray trick and the adjustment net read less) on which a core is relit.
+Margins = collections.namedtuple('Margins', 'decompose restore inner')
+MARGINS = Margins(decompose=_aligned(RECEPTIVE_RADIUS['DecomNet']),
+                  restore=_aligned(RECEPTIVE_RADIUS['Restoration_net']),
+                  inner=_aligned(max(DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net'])))
+DEFAULT_TILE_SIZE = 960      # core side of a tile: 50 MP in < 2 GiB peak RSS (benchmarks/; 1024: 2.07 GiB)
 METER_MAX_PIXELS = 1024 * 1024  # --ratio auto meters on a box-downscaled copy of at most this many pixels
-BAND_ROWS = 256              # the metering copy is summed over bands of about this many rows
+
+Tile = collections.namedtuple('Tile', 'window inner core')   # (rows, columns) slice pairs in the image
 
 
-def spans(length, core, margin):
-    """[(start, stop, core_start, core_stop)] covering 0..length: cores of `core` px (a multiple of
-    the grid) and up to `margin` px of context on each side, every start on the grid."""
+def spans(length, core, margins):
+    """[(window, inner, core)] (start, stop) pairs covering 0..length: cores of `core` px (a
+    multiple of the grid), their restoration windows and inner windows."""
     result = []
-    for core_start in range(0, length, core):
-        core_stop = min(core_start + core, length)
-        result.append((max(0, core_start - margin), min(length, core_stop + margin), core_start, core_stop))
+    for start in range(0, length, core):
+        stop = min(start + core, length)
+        result.append(((max(0, start - margins.restore), min(length, stop + margins.restore)),
+                       (max(0, start - margins.inner), min(length, stop + margins.inner)), (start, stop)))
     return result
 
 
-def tile_grid(height, width, tile_size, margin):
-    """[(row span, column span)] of an image (spans' tuples): one whole-image tile when it has at
-    most tile_size^2 pixels or tile_size is 0/None, else tile_size cores with `margin` context."""
+def tile_rows(height, width, tile_size, margins=MARGINS):
+    """[[Tile]] of an image, a list per row of tiles: one whole-image tile when it has at most
+    tile_size^2 pixels or tile_size is 0/None, else tile_size cores."""
     if not tile_size or height * width <= tile_size ** 2:
-        return [((0, height, 0, height), (0, width, 0, width))]
-    return [(rows, cols) for rows in spans(height, tile_size, margin) for cols in spans(width, tile_size, margin)]
+        whole = (slice(0, height), slice(0, width))
+        return [[Tile(whole, whole, whole)]]
+    return [[Tile(*[(slice(*rows[part]), slice(*cols[part])) for part in range(3)])
+             for cols in spans(width, tile_size, margins)] for rows in spans(height, tile_size, margins)]
 
 
-def tiles(height, width, tile_size, margin):
-    """[(window, core, target)] of tile_grid as index pairs of slices: `window`, the tile with its
-    context in the image; `core`, its core within the tile; `target`, that core in the image."""
-    return [((slice(top, bottom), slice(left, right)),
-             (slice(core_top - top, core_bottom - top), slice(core_left - left, core_right - left)),
-             (slice(core_top, core_bottom), slice(core_left, core_right)))
-            for (top, bottom, core_top, core_bottom), (left, right, core_left, core_right)
-            in tile_grid(height, width, tile_size, margin)]
+class Band:
+    """DecomNet's R and I over the full width for the rows of one row of tiles' windows, computed in
+    blocks of at most tile_size^2 with margins.decompose of context, and kept where the next row's
+    windows overlap this one's (one buffer, as high as the highest window)."""
+
+    def __init__(self, nets, tile_image, height, width, tile_size, margins, capacity):
+        self.nets, self.tile_image, self.height, self.width = nets, tile_image, height, width
+        self.block, self.margins, self.capacity = tile_size or max(height, width), margins, capacity
+        self.rows, self.stages = (0, 0), {}
+
+    def cover(self, rows):
+        """Have R and I for image rows [rows.start, rows.stop)."""
+        start, stop = rows.start, rows.stop
+        kept = max(start, self.rows[0]), min(stop, self.rows[1])
+        if kept[0] < kept[1]:                      # move the rows kept to their new place
+            for array in self.stages.values():
+                array[kept[0] - start:kept[1] - start] = array[kept[0] - self.rows[0]:kept[1] - self.rows[0]]
+            todo = [(start, kept[0]), (kept[1], stop)]
+        else:
+            todo = [(start, stop)]
+        self.rows = (start, stop)
+        for first, last in todo:
+            for top in range(first, last, self.block):
+                for left in range(0, self.width, self.block):
+                    self._decompose(top, min(last, top + self.block), left, min(self.width, left + self.block))
+
+    def _decompose(self, top, bottom, left, right):
+        margin = self.margins.decompose
+        window = (slice(max(0, top - margin), min(self.height, bottom + margin)),
+                  slice(max(0, left - margin), min(self.width, right + margin)))
+        decomposed = self.nets.decompose_tile(self.tile_image(window))
+        core = (slice(top - window[0].start, bottom - window[0].start),
+                slice(left - window[1].start, right - window[1].start))
+        for name, array in decomposed.items():
+            if name not in self.stages:
+                self.stages[name] = np.empty((self.capacity, self.width) + array.shape[2:], np.float32)
+            self.stages[name][top - self.rows[0]:bottom - self.rows[0], left:right] = array[core]
+
+    def window(self, window):
+        """{name: array} of R and I on an image window (rows, columns) within the band's rows."""
+        rows = slice(window[0].start - self.rows[0], window[0].stop - self.rows[0])
+        return {name: array[rows, window[1]] for name, array in self.stages.items()}
+
+
+def stream(nets, tile_image, height, width, tile_size, stages=None, margins=MARGINS):
+    """The one tile loop of every output: yields (tile, image, tile_stages) for each Tile of an
+    image, where `image` is `tile_image(tile.inner)` (the normalised image on the inner window) and
+    `tile_stages` its {'reflectance', 'illumination', 'restored'} there: decomposed (DecomNet once
+    per pixel, in a Band; the restoration on the tile's window, its decoder on the inner window), or
+    cut from `stages` (whole arrays: then no net runs)."""
+    rows = tile_rows(height, width, tile_size, margins)
+    band = None if stages is not None else Band(nets, tile_image, height, width, tile_size, margins,
+                                                max(row[0].window[0].stop - row[0].window[0].start for row in rows))
+    for row in rows:
+        if band is not None:
+            band.cover(row[0].window[0])
+        for tile in row:
+            if band is None:
+                tile_stages = {name: array[tile.inner] for name, array in stages.items()}
+            else:
+                window = band.window(tile.window)
+                inner = (tile.inner[0].start - tile.window[0].start, tile.inner[1].start - tile.window[1].start,
+                         tile.inner[0].stop - tile.inner[0].start, tile.inner[1].stop - tile.inner[1].start)
+                restored = nets.restore_tile(window['reflectance'], window['illumination'], inner)
+                tile_stages = dict(band.window(tile.inner), restored=restored)
+            yield tile, tile_image(tile.inner), tile_stages
+
+
+def core_of(tile):
+    """A tile's core within its inner window (rows, columns)."""
+    return tuple(slice(core.start - inner.start, core.stop - inner.start) for core, inner in zip(tile.core, tile.inner))
 
 
 def tile_signature(name, precision):
-    """The SavedModel's name (export.py) of a per-tile step, 'decompose' or 'relight_map', in a
-    precision: suffixed with _bfloat16 for that one."""
+    """The SavedModel's name (export.py) of a per-tile step, 'decompose', 'restore' or
+    'relight_map', in a precision: suffixed with _bfloat16 for that one."""
     return name if precision == 'float32' else '%s_%s' % (name, precision)
 
 
 # Peak memory of enhance beyond the process's own (measured, benchmarks/benchmark_memory.py): the
-# photo's pixels, the decoder's RGBX copy and the output (uint8) with the save's copy, per pixel, and
-# TensorFlow's working set per pixel of a tile with its margins (about 0.9 GiB at the default size).
+# photo's pixels, the decoder's RGBX copy and the output (uint8) with the save's copy, per pixel;
+# the band of R and I (float32, 16 bytes) per pixel of its width and a tile window's height; and
+# TensorFlow's working set per pixel of a tile's restoration window.
 PHOTO_BYTES_PER_PIXEL = 10
-TILE_BYTES_PER_PIXEL = 900
+BAND_BYTES_PER_PIXEL = 16
+TILE_BYTES_PER_PIXEL = 400
 
 
-def peak_bytes(height, width, tile_size, margin=None):
+def peak_bytes(height, width, tile_size, margins=MARGINS):
     """The memory enhancing a photo of this size needs on top of a loaded model, estimated."""
-    margin = TILE_MARGIN if margin is None else margin
-    tile = min(height * width, (tile_size + 2 * margin) ** 2) if tile_size else height * width
-    return PHOTO_BYTES_PER_PIXEL * height * width + TILE_BYTES_PER_PIXEL * tile
+    rows = tile_rows(height, width, tile_size, margins)
+    window = max((t.window[0].stop - t.window[0].start) * (t.window[1].stop - t.window[1].start)
+                 for row in rows for t in row)
+    band = max(row[0].window[0].stop - row[0].window[0].start for row in rows) * width
+    return PHOTO_BYTES_PER_PIXEL * height * width + BAND_BYTES_PER_PIXEL * band + TILE_BYTES_PER_PIXEL * window
 
 
 def memory_check(tile_size, available=None):
@@ -99,74 +185,68 @@ def metering_factor(height, width):
     return max(1, math.ceil(math.sqrt(height * width / METER_MAX_PIXELS)))
 
 
-def box_downscale(array, factor):
-    """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped), float32;
-    the array itself for 1. Summed over bands of rows, so a uint8 photo is never copied whole."""
-    if factor == 1:
-        return array
-    height, width = array.shape[0] // factor, array.shape[1] // factor
-    result = np.empty((height, width, array.shape[2]), np.float32)
-    band = max(1, BAND_ROWS // factor)
-    for top in range(0, height, band):
-        rows = array[top * factor:min(top + band, height) * factor, :width * factor]
-        blocks = rows.reshape(rows.shape[0] // factor, factor, width, factor, -1)
-        result[top:top + band] = blocks.mean(axis=(1, 3), dtype=np.float64)
-    return result
-
-
 def metering_copy(pixels):
     """(copy, factor): the photo as float32 RGB in [0, 1], box-downscaled by metering_factor."""
     factor = metering_factor(*pixels.shape[:2])
     if factor == 1:
         return data.to_float(pixels), 1
-    small = box_downscale(pixels, factor)
+    small = data.box_downscale(pixels, factor)
     return (small / 255.0).astype(np.float32) if pixels.dtype == np.uint8 else small, factor
 
 
-def decompose(nets, image, tile_size, margin):
-    """nets.decompose over a normalised image [H,W,3], tile by tile: its stages as whole arrays."""
-    grid = tiles(*image.shape[:2], tile_size, margin)
-    if len(grid) == 1:
-        return nets.decompose_tile(image)
+def decompose(nets, image, tile_size, margins=MARGINS):
+    """The stages {'reflectance', 'illumination', 'restored'} of a normalised image [H,W,3] as whole
+    arrays, tile by tile."""
     stages = {}
-    for window, core, target in grid:
-        for name, tile in nets.decompose_tile(image[window]).items():
+    for tile, _, tile_stages in stream(nets, lambda window: image[window], *image.shape[:2], tile_size,
+                                       margins=margins):
+        core = core_of(tile)
+        for name, array in tile_stages.items():
             if name not in stages:
-                stages[name] = np.empty(image.shape[:2] + tile.shape[2:], np.float32)
-            stages[name][target] = tile[core]
+                stages[name] = np.empty(image.shape[:2] + array.shape[2:], np.float32)
+            stages[name][tile.core] = array[core]
     return stages
 
 
-def relight_tiles(nets, tile_image, chosen, mode, tile_size, margin, output, stages=None, progress=None):
-    """The one tile loop of every output: each tile of `output` ([H,W,3], float32 or uint8 as
-    saved) is `tile_image(window)` (a normalised tile), decomposed (or cut from `stages`, whole
-    arrays), relit by the exposure `chosen` (exposure.py) in `mode`, and its core written.
+def decompose_retinex(nets, image, tile_size, margins=MARGINS):
+    """DecomNet's {'reflectance', 'illumination'} of a normalised image [H,W,3] as whole arrays, in
+    blocks (a Band over all its rows): no other net runs."""
+    band = Band(nets, lambda window: image[window], *image.shape[:2], tile_size, margins, image.shape[0])
+    band.cover(slice(0, image.shape[0]))
+    return band.stages
+
+
+def relight_tiles(nets, tile_image, chosen, mode, tile_size, output, stages=None, progress=None, margins=MARGINS):
+    """Every output's loop: each tile of `output` ([H,W,3], float32 or uint8 as saved) from the
+    normalised image `tile_image(window)`, decomposed (or cut from `stages`, whole arrays), relit
+    by the exposure `chosen` (exposure.py) in `mode` and composed, its core written.
     `progress(done, total)` is called after each tile. Returns output."""
-    grid = tiles(*output.shape[:2], tile_size, margin)
-    for index, (window, core, target) in enumerate(grid):
-        image = tile_image(window)
-        tile = nets.decompose_tile(image) if stages is None else {name: array[window] for name, array in stages.items()}
-        relit = nets.relight_tile(image, tile, chosen.ratio_map(tile['illumination']), mode)[core]
-        output[target] = data.to_uint8(relit) if output.dtype == np.uint8 else relit
+    total = sum(len(row) for row in tile_rows(*output.shape[:2], tile_size, margins))
+    for index, (tile, image, tile_stages) in enumerate(stream(nets, tile_image, *output.shape[:2], tile_size,
+                                                              stages, margins)):
+        core = core_of(tile)
+        relit = nets.relight_tile(image, tile_stages, chosen.ratio_map(tile_stages['illumination']), mode)[core]
+        relit = chosen.compose(relit, image[core], tile.core, output.shape)
+        output[tile.core] = data.to_uint8(relit) if output.dtype == np.uint8 else relit
         if progress:
-            progress(index + 1, len(grid))
+            progress(index + 1, total)
     return output
 
 
-def relight(nets, image, stages, chosen, mode, tile_size, margin):
+def relight(nets, image, stages, chosen, mode, tile_size, margins=MARGINS):
     """The `mode` output (float32 [H,W,3]) of a normalised image [H,W,3] relit by the exposure
     `chosen` from its stages (whole arrays), over the same tiles as enhance."""
-    return relight_tiles(nets, lambda window: image[window], chosen, mode, tile_size, margin,
-                         np.empty(image.shape[:2] + (3,), np.float32), stages)
+    return relight_tiles(nets, lambda window: image[window], chosen, mode, tile_size,
+                         np.empty(image.shape[:2] + (3,), np.float32), stages, margins=margins)
 
 
-def enhance(nets, pixels, chosen, mode, tile_size, margin, progress=None, stages=None):
+def enhance(nets, pixels, chosen, mode, tile_size, progress=None, stages=None, margins=MARGINS):
     """The saved output (uint8 [H,W,3]) of a photo's pixels (data.read_pixels) relit by `chosen`,
-    streamed tile by tile: each tile normalised with the whole photo's statistics, decomposed and
-    relit, its core written. `stages`: the whole photo's, known already (then only relit)."""
+    streamed tile by tile: normalised with the whole photo's statistics, decomposed, relit and
+    composed. `stages`: the whole photo's, known already (then only relit)."""
     statistics = data.normalisation(pixels)
-    return relight_tiles(nets, lambda window: data.normalise(pixels[window], statistics), chosen, mode,
-                         tile_size, margin, np.empty(pixels.shape[:2] + (3,), np.uint8), stages, progress)
+    return relight_tiles(nets, lambda window: data.normalise(pixels[window], statistics), chosen, mode, tile_size,
+                         np.empty(pixels.shape[:2] + (3,), np.uint8), stages, progress, margins)
 
 
 _RESPONSES = weakref.WeakKeyDictionary()   # nets -> exposure.AdjustmentResponse, measured once
@@ -183,34 +263,40 @@ def adjustment_response(nets):
     return _RESPONSES[nets]
 
 
-def meter(nets, pixels, mode, tile_size, margin, fit=None, rule='auto'):
+def meter(nets, pixels, mode, tile_size, fit=None, rule='auto', margins=MARGINS, statistics=None, judgement=None,
+          capture=None):
     """(exposure, stages or None) without ground truth: `rule` 'auto' (exposure.choose: a tone curve
-    for the scene, metered on renders of a copy of at most exposure.RENDER_PIXELS) or 'global' (one alpha,
+    for the scene, metered on a copy of at most exposure.RENDER_PIXELS) or 'global' (one alpha,
     brightness.choose_ratio on renders of the metering copy). The metering copy is the photo
-    box-downscaled to at most METER_MAX_PIXELS and normalised with the whole photo's statistics.
-    Its stages are returned when it is the photo itself and fits one tile, for enhance to reuse."""
+    box-downscaled to at most METER_MAX_PIXELS and normalised with the whole photo's statistics
+    (or `statistics`: a clip's shot's). `judgement`, (night weight, lights) of an earlier frame of
+    the same shot, replaces the photo's own, and the LOL regression reads the noise of `capture`
+    (a clip's frame as captured, where `pixels` is it steadied: video.py). The stages are returned
+    when the copy is the photo itself and fits one tile, for enhance to reuse."""
     small, factor = metering_copy(pixels)
-    image = data.normalise(small, data.normalisation(pixels))
-    stages = decompose(nets, image, tile_size, margin)
+    image = data.normalise(small, data.normalisation(pixels) if statistics is None else statistics)
+    stages = decompose(nets, image, tile_size, margins)
 
     def predict():
         if fit is None:
             return None
-        return brightness.lol_prediction(fit, data.to_float(brightness.central_crop(pixels)))
+        return brightness.lol_prediction(fit, data.to_float(brightness.central_crop(
+            pixels if capture is None else capture)))
 
     if rule == 'global':
         alpha = brightness.choose_ratio(small, lambda a: relight(
-            nets, image, stages, exposure.Exposure(a), mode, tile_size, margin), predict())
+            nets, image, stages, exposure.Exposure(a), mode, tile_size, margins), predict())
         chosen = exposure.Exposure(alpha, 'global')
     else:
         render_factor = max(1, math.ceil(math.sqrt(small.shape[0] * small.shape[1] / exposure.RENDER_PIXELS)))
-        copy = {name: box_downscale(array, render_factor) for name, array in stages.items()}
-        copy_image = box_downscale(image, render_factor)
+        copy = {name: data.box_downscale(array, render_factor) for name, array in stages.items()}
+        copy_image = data.box_downscale(image, render_factor)
 
         def render(curve):
             return nets.relight_tile(copy_image, copy, curve.ratio_map(copy['illumination']), mode)
 
-        chosen = exposure.choose(box_downscale(small, render_factor), copy, render, adjustment_response(nets),
-                                 1.0 / (factor * render_factor), predict)
-    whole = factor == 1 and len(tile_grid(*pixels.shape[:2], tile_size, margin)) == 1
+        darkness = exposure.Darkness(small, judgement)
+        chosen = exposure.choose(data.box_downscale(small, render_factor), copy_image, copy, adjustment_response(nets),
+                                 darkness, 1.0 / (factor * render_factor), mode, predict, render)
+    whole = factor == 1 and sum(map(len, tile_rows(*pixels.shape[:2], tile_size, margins))) == 1
     return chosen, (stages if whole else None)

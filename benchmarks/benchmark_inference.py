@@ -2,6 +2,8 @@
 
   python benchmarks/benchmark_inference.py                 # timings + peak RSS (a few minutes)
   python benchmarks/benchmark_inference.py --rss 4000x3000 # only the peak-RSS child run
+  python benchmarks/benchmark_inference.py --rows cost      # per-pixel cost by size, auto against fixed
+  python benchmarks/benchmark_inference.py --rows cost --code /tmp/kind_old   # another checkout's
 
 Released structure (spec 7c): three nets with separate placeholders, three session.run calls per
 image with R, I, R_hat, I_hat fetched to numpy and fed back, the ratio map built in numpy, the gray
@@ -11,8 +13,16 @@ and fusion in TF ops. Times are medians of --repeats runs after one warm-up, on 
 eval15/low/1.png (600x400) and the same image resized to 2400x1600 (bicubic); without LOL data a
 smooth synthetic image stands in. Weights: --checkpoint_dir (default ./checkpoint); timings do not
 depend on the weights' values.
+
+--rows cost (issue 32), all in one process with evaluate.py's path (`KinD.enhance_pixels` on uint8
+pixels, --precision auto): seconds per megapixel at a fixed ratio for 600x400 (the LOL image),
+12 MP and 50 MP (the LOL image tiled, new noise), and their ratio to 600x400's; then `--ratio auto`
+against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py),
+alternated, --cost_repeats times. The 50 MP photo's peak RSS through `python evaluate.py` in a
+fresh process: `python benchmarks/benchmark_memory.py --sizes 50`.
 """
 import argparse
+import glob
 import json
 import os
 import resource
@@ -23,7 +33,9 @@ import time
 import numpy as np
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = DATA_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # data: always this checkout's
+if '--code' in sys.argv:            # another checkout's modules (--rows cost --code DIR)
+    ROOT = os.path.abspath(sys.argv[sys.argv.index('--code') + 1])
 sys.path.insert(0, ROOT)
 import data  # noqa: E402
 import utils  # noqa: E402
@@ -31,7 +43,7 @@ tf = utils.import_tensorflow()
 import evaluate  # noqa: E402
 import model  # noqa: E402
 
-LOL_IMAGE = os.path.join(ROOT, 'LOLdataset', 'eval15', 'low', '1.png')
+LOL_IMAGE = os.path.join(DATA_ROOT, 'LOLdataset', 'eval15', 'low', '1.png')
 
 
 class ReleasedPipeline:
@@ -122,16 +134,82 @@ def rss_run(args):
                       'finite': bool(np.isfinite(output).all())}))
 
 
+def tiled_photo(height, width, seed=0):
+    """A uint8 photo [height, width, 3]: the LOL test image tiled (mirrored), with new noise."""
+    base = data.to_uint8(data.to_float(np.asarray(Image.open(LOL_IMAGE).convert('RGB')))) \
+        if os.path.isfile(LOL_IMAGE) else (np.random.default_rng(1).random((400, 600, 3)) * 60).astype(np.uint8)
+    mirrored = np.concatenate([np.concatenate([base, base[:, ::-1]], 1)] * 2, 0)
+    mirrored = np.concatenate([mirrored, mirrored[::-1]], 0)
+    reps = (-(-height // mirrored.shape[0]), -(-width // mirrored.shape[1]), 1)
+    photo = np.tile(mirrored, reps)[:height, :width].astype(np.int16)
+    photo += np.random.default_rng(seed).integers(-2, 3, photo.shape, dtype=np.int16)
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def cost_run(args):
+    """--rows cost: s/MP by size at a fixed ratio, and auto against fixed."""
+    kind = evaluate.KinD(args.checkpoint_dir, precision=args.precision)
+    print('machine: %d CPUs (%s), precision %s, tile %d; code %s' % (
+        os.cpu_count(), 'native bfloat16' if utils.native_bfloat16() else 'no native bfloat16', kind.precision, kind.tile_size, ROOT))
+    print('| photo | seconds | s / MP | per pixel vs 600x400 |')
+    print('|---|---|---|---|')
+    small = tiled_photo(400, 600)
+    kind.enhance_pixels(small, evaluate.DEFAULT_RATIO)                    # warm-up
+    rows = []
+    for label, (height, width), repeats in (('600x400', (400, 600), args.cost_repeats * 4),
+                                            ('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
+                                            ('50 MP (8000x6250)', (6250, 8000), 1)):
+        photo = tiled_photo(height, width)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            kind.enhance_pixels(photo, evaluate.DEFAULT_RATIO)
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        per_mp = seconds / (height * width / 1e6)
+        rows.append(per_mp)
+        print('| %s | %.2f | %.3f | %.2fx |' % (label, seconds, per_mp, per_mp / rows[0]), flush=True)
+        del photo
+    sets = [('LOL eval15', sorted(glob.glob(os.path.join(DATA_ROOT, 'LOLdataset', 'eval15', 'low', '*.png'))))]
+    if args.set and os.path.isdir(args.set):
+        sets.append(('check set', sorted(glob.glob(os.path.join(args.set, '*', '*.png')))))
+    print('| photos | fixed ratio, s | --ratio auto, s | auto / fixed |')
+    print('|---|---|---|---|')
+    for label, paths in sets:
+        if not paths:
+            continue
+        photos = [data.read_pixels(path)[0] for path in paths]
+        totals = {'fixed': [], 'auto': []}
+        for _ in range(args.cost_repeats):
+            for rule, ratio in (('fixed', evaluate.DEFAULT_RATIO), ('auto', 'auto')):
+                start = time.perf_counter()
+                for photo in photos:
+                    kind.enhance_pixels(photo, ratio)
+                totals[rule].append(time.perf_counter() - start)
+        fixed, auto = float(np.median(totals['fixed'])), float(np.median(totals['auto']))
+        print('| %s (%d) | %.2f | %.2f | %.2fx |' % (label, len(photos), fixed, auto, auto / fixed), flush=True)
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint_dir', default=os.path.join(ROOT, 'checkpoint'))
+    parser.add_argument('--checkpoint_dir', default=os.path.join(DATA_ROOT, 'checkpoint'))
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--tile_size', type=int, default=evaluate.DEFAULT_TILE_SIZE)
-    parser.add_argument('--precision', default='float32', choices=evaluate.PRECISIONS)
+    parser.add_argument('--precision', choices=evaluate.PRECISIONS + ('auto',),
+                        help='float32 for the structure rows, auto for the cost rows (default)')
     parser.add_argument('--rss', help='only measure peak RSS of one WxH image in this process')
+    parser.add_argument('--rows', choices=('structure', 'cost'), default='structure',
+                        help='structure: ours against the released structure (default); cost: issue 32\'s rows')
+    parser.add_argument('--cost_repeats', type=int, default=3, help='cost: repeats of each timing (default 3)')
+    parser.add_argument('--set', default=os.path.join(DATA_ROOT, '.photo_set'), help='cost: the check set (photo_set.py)')
+    parser.add_argument('--code', help='cost: the repository checkout whose code is measured (default this one)')
     args = parser.parse_args()
+    args.precision = args.precision or ('auto' if args.rows == 'cost' else 'float32')
     if args.rss:
         return rss_run(args)
+    if args.rows == 'cost':
+        return cost_run(args)
 
     print('machine: %d CPUs; tensorflow %s' % (os.cpu_count(), tf.__version__))
     released = ReleasedPipeline(args.checkpoint_dir)

@@ -137,16 +137,21 @@ def test_output_names_never_overwrite(random_checkpoints, tmp_path, capsys):
 
 
 def test_tiles_cover_the_image_on_the_grid():
-    spans = pipeline.spans(1000, 256, 128)
-    assert [s[2:] for s in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
-    assert all(start % 16 == 0 for start, _, _, _ in spans)
-    assert all(core_start - start in (0, 128) and stop - core_stop in (0, 128)
-               for start, stop, core_start, core_stop in spans)
+    """Cores of the tile size on the 16-px grid, the restoration's windows MARGINS.restore and the
+    inner windows MARGINS.inner around them (clipped to the image)."""
+    margins = pipeline.MARGINS
+    assert margins == (16, 112, 32)                      # radii 13, 108, max(decoder 31, gray trick 12, adjustment 4)
+    spans = pipeline.spans(1000, 256, margins)
+    assert [core for _, _, core in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
+    assert all(part[0] % 16 == 0 for span in spans for part in span)
+    for (window, inner, core) in spans:
+        assert core[0] - window[0] in (0, 112) and window[1] - core[1] in (0, 112)
+        assert core[0] - inner[0] in (0, 32) and inner[1] - core[1] in (0, 32)
 
 
 @pytest.mark.slow
 def test_tiled_equals_untiled_on_a_large_image(random_checkpoints):
-    """1200x1800 in 512-px tiles (3 x 4 tiles, 128-px margins) equals the whole-image result."""
+    """1200x1800 in 512-px tiles (3 x 4 tiles) equals the whole-image result."""
     rng = np.random.default_rng(0)
     coarse = rng.random((12, 18, 3)).astype(np.float32)
     smooth = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((1800, 1200), Image.BICUBIC))
@@ -254,14 +259,14 @@ def test_the_ratio_table_lists_each_image_and_is_never_overwritten(random_checkp
 
 def test_box_downscale_averages_blocks_in_bands(monkeypatch):
     array = np.arange(5 * 7 * 2, dtype=np.float32).reshape(5, 7, 2)
-    small = pipeline.box_downscale(array, 2)
+    small = data.box_downscale(array, 2)
     assert small.shape == (2, 3, 2) and small.dtype == np.float32
     np.testing.assert_allclose(small[1, 2], array[2:4, 4:6].reshape(-1, 2).mean(0))
-    assert pipeline.box_downscale(array, 1) is array
+    assert data.box_downscale(array, 1) is array
     pixels = np.random.default_rng(0).integers(0, 256, (103, 77, 3), dtype=np.uint8)
     expected = [[pixels[3 * i:3 * i + 3, 3 * j:3 * j + 3].mean(axis=(0, 1)) for j in range(25)] for i in range(34)]
-    monkeypatch.setattr(pipeline, 'BAND_ROWS', 7)                     # several bands, a ragged last one
-    np.testing.assert_allclose(pipeline.box_downscale(pixels, 3), expected, rtol=1e-6)
+    monkeypatch.setattr(data, 'BAND_ROWS', 7)                     # several bands, a ragged last one
+    np.testing.assert_allclose(data.box_downscale(pixels, 3), expected, rtol=1e-6)
     copy, factor = pipeline.metering_copy(np.zeros((2060, 2060, 3), np.uint8))     # 2.01^2 x METER_MAX_PIXELS
     assert factor == 3 and copy.shape == (686, 686, 3) and copy.dtype == np.float32
 

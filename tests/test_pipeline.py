@@ -1,6 +1,6 @@
 """pipeline.py without TensorFlow: streamed tiles equal the whole image at sizes that are not
-multiples of the tile, memory beyond the uint8 buffers does not grow with the photo, the metering
-copy and the memory guard."""
+multiples of the tile, memory beyond the uint8 buffers grows with the photo's width only (the band
+of R and I), the metering copy and the memory guard."""
 import tracemalloc
 
 import numpy as np
@@ -11,18 +11,27 @@ import data
 import exposure
 import pipeline
 
-TILE, MARGIN = 48, 16
+TILE = 48
+MARGINS = pipeline.Margins(decompose=16, restore=16, inner=16)   # each stand-in net reads 2 px around
 
 
 class BoxNets:
-    """pipeline's per-tile steps as numpy stand-ins with a receptive radius of 2 (<= MARGIN):
-    decompose blurs with a 5x5 box, relight multiplies by the ratio map."""
+    """pipeline's per-tile steps as numpy stand-ins with a receptive radius of 2 each: decompose blurs
+    with a 5x5 box, restore blurs R and I again and keeps the inner window, relight multiplies by the
+    ratio map."""
 
     @staticmethod
     def decompose_tile(image):
         from scipy.ndimage import uniform_filter
         blurred = uniform_filter(image, (5, 5, 1), mode='constant')
-        return {'reflectance': image, 'illumination': blurred.mean(axis=2, keepdims=True), 'restored': blurred}
+        return {'reflectance': image, 'illumination': blurred.mean(axis=2, keepdims=True)}
+
+    @staticmethod
+    def restore_tile(reflectance, illumination, inner):
+        from scipy.ndimage import uniform_filter
+        top, left, height, width = inner
+        restored = uniform_filter(reflectance * illumination, (5, 5, 1), mode='constant')
+        return restored[top:top + height, left:left + width]
 
     @staticmethod
     def relight_tile(image, stages, ratio_map, mode):
@@ -34,37 +43,71 @@ def dark_pixels(height, width, seed=0):
     return np.asarray(coarse.resize((width, height), Image.BILINEAR))
 
 
-@pytest.mark.parametrize('size', [(100, 130), (49, 47), (1, 200), (96, 96)])
+@pytest.mark.parametrize('size', [(100, 130), (49, 47), (1, 200), (96, 96), (150, 40)])
 def test_streamed_tiles_equal_the_whole_image(size):
     pixels = dark_pixels(*size)
     chosen = exposure.Exposure(2.5)
-    whole = pipeline.enhance(BoxNets, pixels, chosen, 'fusion', 0, MARGIN)
-    tiled = pipeline.enhance(BoxNets, pixels, chosen, 'fusion', TILE, MARGIN)
+    whole = pipeline.enhance(BoxNets, pixels, chosen, 'fusion', 0, margins=MARGINS)
+    tiled = pipeline.enhance(BoxNets, pixels, chosen, 'fusion', TILE, margins=MARGINS)
     np.testing.assert_array_equal(tiled, whole)
-    stages = pipeline.decompose(BoxNets, data.normalise(pixels), TILE, MARGIN)
-    np.testing.assert_array_equal(pipeline.enhance(BoxNets, pixels, chosen, 'fusion', TILE, MARGIN,
-                                                   stages=stages), whole)
-    expected = data.to_uint8(BoxNets.relight_tile(None, BoxNets.decompose_tile(data.normalise(pixels)),
+    stages = pipeline.decompose(BoxNets, data.normalise(pixels), TILE, MARGINS)
+    np.testing.assert_array_equal(pipeline.enhance(BoxNets, pixels, chosen, 'fusion', TILE, stages=stages,
+                                                   margins=MARGINS), whole)
+    image = data.normalise(pixels)
+    decomposed = BoxNets.decompose_tile(image)
+    restored = BoxNets.restore_tile(decomposed['reflectance'], decomposed['illumination'], (0, 0) + size)
+    expected = data.to_uint8(BoxNets.relight_tile(None, dict(decomposed, restored=restored),
                                                   np.full(size + (1,), 2.5, np.float32), 'fusion'))
     np.testing.assert_array_equal(whole, expected)
+
+
+def test_decomnet_runs_once_per_pixel_and_the_restoration_on_windows_around_the_cores(monkeypatch):
+    """Each net's share of the work: DecomNet's blocks (their cores) cover every pixel once, the band
+    kept from one row of tiles to the next; the restoration reads each core with MARGINS.restore
+    around it (clipped to the image) and gives its inner window."""
+    height, width = 480, 400
+    covered = np.zeros((height, width), int)
+    original = pipeline.Band._decompose
+
+    def counting(band, top, bottom, left, right):
+        covered[top:bottom, left:right] += 1
+        return original(band, top, bottom, left, right)
+    monkeypatch.setattr(pipeline.Band, '_decompose', counting)
+    windows = []
+
+    class Counting(BoxNets):
+        @staticmethod
+        def restore_tile(reflectance, illumination, inner):
+            windows.append((reflectance.shape[:2], inner))
+            return BoxNets.restore_tile(reflectance, illumination, inner)
+    pipeline.enhance(Counting, dark_pixels(height, width), exposure.Exposure(2.0), 'fusion', 96, margins=MARGINS)
+    assert (covered == 1).all()
+    tiles = [tile for row in pipeline.tile_rows(height, width, 96, MARGINS) for tile in row]
+    assert len(windows) == len(tiles) == 5 * 5
+    for (shape, inner), tile in zip(windows, tiles):
+        assert shape == tuple(window.stop - window.start for window in tile.window)
+        assert inner[2:] == tuple(part.stop - part.start for part in tile.inner)
+    middle = tiles[6]                                            # an inner tile: full margins
+    assert [window.stop - window.start for window in middle.window] == [96 + 2 * 16] * 2
 
 
 def extra_peak(pixels):
     """Peak bytes traced while enhancing, beyond the input and the output buffers."""
     tracemalloc.start()
     tracemalloc.reset_peak()
-    output = pipeline.enhance(BoxNets, pixels, exposure.Exposure(2.0), 'fusion', TILE, MARGIN)
+    output = pipeline.enhance(BoxNets, pixels, exposure.Exposure(2.0), 'fusion', TILE, margins=MARGINS)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak - output.nbytes
 
 
-def test_memory_beyond_the_uint8_buffers_does_not_grow_with_the_photo():
-    small, large = dark_pixels(200, 300), dark_pixels(400, 600)      # 4x the pixels
-    extra_small, extra_large = extra_peak(small), extra_peak(large)
-    # the tiles' float copies only: about (48 + 32)^2 px x 3 channels x a few float32 arrays
-    assert extra_large < 1.3 * extra_small
-    assert extra_large < 0.5 * large.nbytes * 4                     # a float32 copy would be 4x the pixels
+def test_memory_beyond_the_uint8_buffers_grows_with_the_width_only():
+    small, higher, wider = dark_pixels(200, 300), dark_pixels(800, 300), dark_pixels(200, 1200)   # 4x the pixels
+    extra_small, extra_higher, extra_wider = extra_peak(small), extra_peak(higher), extra_peak(wider)
+    assert extra_higher < 1.3 * extra_small                     # a tile and a band of R and I
+    band = pipeline.BAND_BYTES_PER_PIXEL * (TILE + 2 * MARGINS.restore) * 1200
+    assert extra_wider < 1.3 * extra_small + band               # the band is as wide as the photo
+    assert extra_higher < 0.5 * higher.nbytes * 4               # a float32 copy would be 4x the pixels
 
 
 def test_the_metering_copy_is_a_box_downscale_of_the_whole_photo():
@@ -80,11 +123,14 @@ def test_the_metering_copy_is_a_box_downscale_of_the_whole_photo():
 def test_the_memory_guard_refuses_a_photo_before_decoding(tmp_path):
     path = tmp_path / 'big.png'
     Image.new('RGB', (4000, 3000)).save(path)
-    needed = pipeline.peak_bytes(3000, 4000, 768)
-    assert needed == 12e6 * pipeline.PHOTO_BYTES_PER_PIXEL + 1024 ** 2 * pipeline.TILE_BYTES_PER_PIXEL   # 768 + 2 x 128
+    needed = pipeline.peak_bytes(3000, 4000, 1024)
+    window = (1024 + 2 * pipeline.MARGINS.restore) ** 2            # an inner tile's restoration window
+    band = (1024 + 2 * pipeline.MARGINS.restore) * 4000
+    assert needed == (12e6 * pipeline.PHOTO_BYTES_PER_PIXEL + band * pipeline.BAND_BYTES_PER_PIXEL
+                      + window * pipeline.TILE_BYTES_PER_PIXEL)
     with pytest.raises(data.ImageError) as error:
-        data.read_pixels(str(path), check_size=pipeline.memory_check(768, available=needed - 1))
+        data.read_pixels(str(path), check_size=pipeline.memory_check(1024, available=needed - 1))
     assert str(error.value).startswith('%s: 4000x3000 = 12.0 MP needs about %.1f GiB, this machine has'
                                        % (path, needed / 2 ** 30))
-    pixels, _ = data.read_pixels(str(path), check_size=pipeline.memory_check(768, available=needed))
+    pixels, _ = data.read_pixels(str(path), check_size=pipeline.memory_check(1024, available=needed))
     assert pixels.shape == (3000, 4000, 3)
