@@ -1,38 +1,53 @@
 """How a photo is relit: a fixed alpha (`--ratio 5`), one metered alpha (`--ratio global`), or the
-default `--ratio auto`, a tone curve on the decomposed illumination chosen for the scene
-(docs/PHOTOS.md; spec 9 deviation). No TensorFlow here: evaluate.py, the page, the Beam pipeline
-and the SavedModel path all relight through pipeline.py with these objects.
+default `--ratio auto`: a tone curve on the decomposed illumination, metered for the scene, with
+the photo's empty dark held (docs/PHOTOS.md; spec 9 deviation). No TensorFlow and no tiles here:
+pipeline.py meters with `choose` and applies the chosen Exposure to every tile (evaluate.py, the
+page, Beam, the SavedModel path and video.py alike).
 
 The tone curve. KinD relights the illumination I with Illumination_adjust_net(I, A) for a ratio map
 A; the authors feed a constant A. Here A(x) is a pointwise function of I(x): the A that brings each
-illumination level i to T(i), found by inverting the net's measured response F(i, a) (AdjustmentResponse).
-T lifts dark levels by the gain alpha and bends smoothly into a power-law shoulder that meets the
-identity at the white point, so that highlights stay where they are and the tones keep their order:
+illumination level i to T(i), found by inverting the net's measured response F(i, a)
+(AdjustmentResponse). T lifts dark levels by the gain alpha and bends smoothly into a power-law
+shoulder that meets the identity at the white point, so that highlights stay where they are and
+the tones keep their order:
 
     T(i) = softmin(alpha i, i^slope white^(1 - slope)) for i < white, i above it.
 
-As I is smooth away from real illumination edges, so is A, and it follows those edges within the
-few pixels of I's own transition: no halo. The white point and the slope move with the photo's mean
-from a global lift (dark photos: white 1, slope 0.25) to a shadow lift (bright ones: white 0.45,
-slope 0.4).
+The white point and the slope move with the photo's mean from a global lift (dark photos: white 1,
+slope 0.25) to a shadow lift (bright ones: white 0.45, slope 0.4). A toe keeps the illumination of
+the near-black part where it is, with a strength `hold`.
 
-The scene. `choose` meters alpha on a small copy of the photo (its luminance, the decomposed R and
-renders of the copy) so that: the metered part's mean reaches the exposure target (18 % grey, or the
-LOL regression where it applies, for dark photos; the photo's own mean for bright ones); the
-shadows (luminance < 0.08) end at least SHADOW_GAIN times and SHADOW_LIFT brighter, within a mean
-rise of SHADOW_CEILING; with no more than CLIP_ALLOWANCE more clipped pixels. A night scene
-(lights, and a large near-black part, most of it featureless: a sky or a black backdrop, whose
-reflectance has no structure; or lights in a frame mostly near-black) is metered on its lit part,
-and a toe in its curve keeps the near-black part within BLACK_RISE of its level (the map is about
-1 there).
+The empty dark (Darkness), per region and from the input alone: a region within a code value or two
+of the photo's black, or a flat one (no structure between 2 and 8 px above the photo's own noise)
+up to a few code values above it, lying stops below the photo's lit content, holds nothing to show
+(a night sky, a black backdrop, the black under a bridge). There the output rises at most a few
+levels above the input (ToneCurve.compose), whatever else was chosen, so that the nets' lift, noise
+and invented texture never paint it.
+
+The night weight w in [0, 1] (Darkness.night): how much of the frame is empty dark or near-black,
+times how lit the photo is (its brightest 0.5 %), each through a smooth ramp: no threshold decides
+a photo. w meters it between a dark room (w 0: the whole frame to the exposure target, the empty
+dark held within 0.12) and a night scene (w 1: its lit part to 18 % grey, its near-black part held
+by the toe within BLACK_RISE, the empty dark within 0.02). Any lit photo keeps its near-black part
+while its lift is modest, and its near-black part never rises more than BLACK_GUARD (a night photo
+whose black rises 0.15 is ruined).
+
+Metering (`choose`) predicts the output of each candidate curve on a small copy of the photo from
+its decomposition and the measured response (the adjustment net gives T(I); the fusion is computed
+as the nets compute it), then checks the chosen alpha on the nets' own output of the copy. alpha is
+the smallest that brings the metered mean to the exposure target and lifts the shadows, subject to
+never darker, no extra clipping and the bounds on the near-black part.
 """
 import math
 
 import numpy as np
 
 import brightness
+import data
 
 REC709 = (0.2126, 0.7152, 0.0722)      # luminance of sRGB values
+SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray: the released gray trick's weights
+GRAY_TRICK_SIGMA = 3.0                 # ... and its Gaussian (constants.GRAY_TRICK_SIGMA)
 # The adjustment net's response F(i, a), measured on constant patches (AdjustmentResponse).
 RESPONSE_LEVELS = np.geomspace(0.002, 1.0, 40)     # illumination i
 RESPONSE_ALPHAS = np.geomspace(0.25, 500.0, 40)    # ratio a (the curve's A stays inside)
@@ -51,36 +66,79 @@ DARK_TARGET_BAND = (0.33, 0.60)       # a dark photo's target, mid-grey or the L
 TARGET_KNOTS = ((0.15, None), (0.22, 0.31), (0.35, 0.35))
 ALPHA_RANGE = (0.25, 500.0)           # the gains metered (a normalised dark photo may need < 1)
 TARGET_TOLERANCE = 0.005              # a target met this close is met
-REACHABLE = 0.9                       # an unreachable target is met 90 % of the way from alpha 1
-METER_GRID = 15                       # alphas measured, log-spaced over ALPHA_RANGE (0.54 apart) ...
-METER_REFINE = 4                      # ... then the chosen one checked and bisected this many times
-RENDER_PIXELS = 24_576                # the copy rendered while metering
-TEXTURE_PIXELS = 12_288               # the grid the reflectance's structure is measured on
+REACHABLE = 0.9                       # an unreachable target is met 90 % of the way from alpha 1 ...
+DIMINISHING = 0.01                    # ... or up to where every further doubling of alpha adds less than this
+METER_GRID = 15                       # alphas predicted, log-spaced over ALPHA_RANGE (0.54 apart) ...
+METER_REFINE = 6                      # ... then the chosen one bisected this many times (1 % of alpha)
+TARGET_REFINE = 2                     # secant steps on the nets' own output to meet the target
+RENDER_PIXELS = 24_576                # the copy metered
 SHADOW_LEVEL, SHADOW_GAIN, SHADOW_LIFT = 0.08, 2.5, 0.045
 SHADOW_CEILING = 0.09                 # the shadow lift raises the mean by at most this (or the target's)
 NOT_DARKER = 1.0 / 255                # the output's mean and its brightest tenth's lose at most this
 BRIGHT_PERCENT = 10
 CLIP_ALLOWANCE = 0.005
-# Night scenes: near-black = box mean (15 px of the photo) of luminance below 0.03; featureless =
-# the reflectance's local standard deviation (5x5 on the texture grid) below 0.03 (ramping to 0.05).
-BLACK_BOX, BLACK_LEVEL = 15, 0.03
-FEATURELESS_STD = (0.03, 0.05)
-NEAR_BLACK_RAMP = (0.03, 0.05)
-NIGHT_FEATURELESS = 0.15              # a night scene: >= 15 % of the frame featureless near-black ...
-NIGHT_BLACK_SHARE = 0.45              # ... making >= 45 % of its near-black part ...
-NIGHT_MEAN = 0.26                     # ... in a photo darker than this (a backlit one is brighter)
-NIGHT_LIGHTS = (99.5, 0.5)            # ... with lights in it: its brightest 0.5 % reach this luminance
-                                      # (an underexposed room, LOL's, has none)
-NIGHT_MOSTLY_BLACK = 0.6              # or: lights in a frame this much near-black, featureless or not
-                                      # (exposed for the lights; a lift would show noise and invent texture)
-BLACK_RISE = 0.03                     # a night scene's near-black part rises at most this ...
-TOE_PERCENTILE, TOE_SPAN = 90, 2.0    # ... kept by a toe: illumination below the near-black part's
-                                      # 90th percentile is not lifted, the full lift an octave above
+# The empty dark (Darkness), measured on a copy of at most ANALYSIS_SIDE px on its longest side, in
+# code values (0-255); lengths are fractions of that side (at 640 px: a 15-px box, band-pass
+# Gaussians of 2 and 8 px).
+ANALYSIS_SIDE = 640
+BOX_FRACTION = 15 / 640               # a region: the night check's 15x15-px box at 640 px
+BAND_FRACTIONS = (2 / 640, 8 / 640)   # structure: detail between these scales (no noise, no gradient)
+NOISE_FLOOR = 0.5                     # the noise is at least this (quantisation, compression) ...
+DETAIL_FLOOR = 0.3                    # ... and its band-pass at least a smooth gradient's 1-code steps'
+FLAT_SNR = (1.5, 4.0)                 # band-pass detail over the noise's: flat below, structure above
+NEAR_ZERO = (1.0, 3.0)                # a region's brightest channel above the photo's black: empty up to 1,
+UNLIT_LEVEL = (8.0, 16.0)             # and where flat, empty up to 8 (not from 3 and 16); a deep colour
+                                      # (a blue floor) is not empty
+EMPTY_STOPS = ((2.0, 4.0), (3.0, 6.0))   # luminance stops below the lit content (the regions' 99th
+                                      # percentile): not, then fully empty; in a lit photo, and in one
+                                      # without lights (where the lit content is itself dim: LOL's rooms)
+LIT_PERCENTILE = 99
+BLACK_LEVEL = 0.03                    # near-black, as the night check: box mean of luminance below this
+# The night weight w: the share of the frame empty (NIGHT_EMPTY) or near-black (NIGHT_BLACK: a fire
+# in the dark, exposed for its light), times how lit: the brightest 0.5 % of luminance (NIGHT_LIGHTS;
+# LOL's rooms: below 0.5 for 139 of 142).
+NIGHT_EMPTY = (0.20, 0.60)
+NIGHT_BLACK = (0.45, 0.70)
+NIGHT_LIGHTS = (0.50, 0.70)
+LIGHTS_PERCENTILE = 99.5
+BLACK_RISE = 0.03                     # a held near-black part rises at most this, kept by a toe:
+TOE_PERCENTILE, TOE_SPAN = 90, 3.0    # illumination below the near-black part's 90th percentile is not
+                                      # lifted, the full lift from 3x it (1.6 octaves: a softer step
+                                      # between a held black and a lift than one octave's)
+HOLD_GAIN = 2.0                       # hold: min(1, 2 w), twice as soon as the meter turns to the lit
+                                      # part (a photo between a room and a night keeps its black), and in
+HOLD_ALPHAS = (5.0, 15.0)             # a lit photo 1 up to alpha 5, 0 from 15 (its black stays black, but a
+                                      # large lift around a held black would draw black blobs in a room;
+                                      # (2, 6) held too little: tuning half, night 15 / 22, now 18 / 22)
+BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
+                                      # photo whose near-black part rises 0.15 is ruined: exposure_checks)
+EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1
+LIT_GATE = (20.0, 40.0)               # a pixel this bright (code values) is never held, whatever its region
 
 
 def luminance(raw):
     """Rec. 709 luminance [h,w] of RGB [h,w,3] in [0, 1]."""
     return np.asarray(raw, np.float64) @ np.array(REC709)
+
+
+def smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def ramp(x, edges):
+    """0 below edges[0], 1 above edges[1], a smoothstep between."""
+    return smoothstep((np.asarray(x, np.float64) - edges[0]) / (edges[1] - edges[0]))
+
+
+def box_mean(array, size):
+    from scipy.ndimage import uniform_filter
+    return uniform_filter(array, size, mode='nearest')
+
+
+def gaussian(array, sigma):
+    from scipy.ndimage import gaussian_filter
+    return gaussian_filter(array, sigma, mode='nearest')
 
 
 class Exposure:
@@ -93,6 +151,11 @@ class Exposure:
         """The ratio map A [h,w,1] float32 for the illumination I [h,w,1] of a tile or an image: a
         pointwise function of I, so that tiles are cut like the image."""
         return np.full(illumination.shape[:2] + (1,), self.alpha, np.float32)
+
+    def compose(self, output, image, window, shape):
+        """The output [h,w,3] of `window` (rows, columns: slices) of an image of `shape` (H, W), as
+        saved, from the nets' `output` there and the normalised input `image` there."""
+        return output
 
     def at(self, alpha):
         """The same exposure with another alpha (the page's slider, evaluate.py --ev)."""
@@ -138,18 +201,129 @@ class AdjustmentResponse:
         """log a per RESPONSE_LEVELS level that brings it to targets[level] (clamped to the range)."""
         return np.array([np.interp(t, row, self.log_alphas) for row, t in zip(self.table, targets)])
 
+    def reached(self, log_ratios):
+        """F(RESPONSE_LEVELS, exp(log_ratios)): what each level is brought to by its ratio."""
+        return np.array([np.interp(a, self.log_alphas, row) for row, a in zip(self.table, log_ratios)])
+
+
+class Darkness:
+    """The empty dark of a photo, from its input alone (module docstring), on a copy of at most
+    ANALYSIS_SIDE px: `keep` [h,w] in [0, 1] (1: nothing to show), its share `empty` of the frame,
+    the near-black share `black`, the `lights` level, how `lit` the photo is and its night weight
+    `night` in [0, 1].
+
+    Per region (a box of BOX_FRACTION of the side): its brightest channel's level above the photo's
+    black point (NEAR_ZERO, UNLIT_LEVEL); its luminance's stops below the lit content (EMPTY_STOPS);
+    and its structure, the RMS of a band-pass (Gaussians of BAND_FRACTIONS) over the same band-pass
+    of the photo's noise, measured where it is dark and flattest (FLAT_SNR). keep is (below) x
+    (near zero, or flat and unlit). `judgement`, (night, lit) of another frame of the same shot,
+    replaces the photo's own (video.py)."""
+
+    def __init__(self, raw, judgement=None):
+        raw = np.asarray(raw, np.float32)
+        factor = max(1, math.ceil(max(raw.shape[:2]) / ANALYSIS_SIDE))
+        small = data.box_downscale(raw, factor) * 255.0
+        codes = luminance(small)
+        side = max(codes.shape)
+        box = max(3, int(round(BOX_FRACTION * side)) | 1)
+        level = box_mean(codes, box)
+        peak = box_mean(small.max(axis=2), box)                 # a deep colour is not empty
+        above_black = peak - float(np.percentile(peak, 0.5))
+        content = float(np.percentile(level, LIT_PERCENTILE))         # the lit content's level
+        fine, coarse = (max(0.5, fraction * side) for fraction in BAND_FRACTIONS)
+        band = gaussian(codes, fine) - gaussian(codes, coarse)
+        detail = np.sqrt(np.maximum(gaussian(band ** 2, box / 2.5), 0.0))     # its RMS over about a region
+        self.noise = self._noise(codes, above_black, detail)
+        snr = detail / max(self.noise * _band_gain(fine, coarse), DETAIL_FLOOR)
+        self.lights = float(np.percentile(codes, LIGHTS_PERCENTILE)) / 255.0
+        self.lit = float(ramp(self.lights, NIGHT_LIGHTS))
+        stops = self.lit * np.array(EMPTY_STOPS[0]) + (1.0 - self.lit) * np.array(EMPTY_STOPS[1])
+        below = ramp(np.log2((content + 1.0) / (level + 1.0)), stops)
+        flat = 1.0 - ramp(snr, FLAT_SNR)
+        near_zero = 1.0 - ramp(above_black, NEAR_ZERO)
+        self.keep = (below * np.maximum(near_zero, flat * (1.0 - ramp(above_black, UNLIT_LEVEL)))).astype(np.float32)
+        self.empty = float(self.keep.mean())
+        self.black = float((level < BLACK_LEVEL * 255).mean())
+        self.night = float(1.0 - (1.0 - ramp(self.empty, NIGHT_EMPTY)) * (1.0 - ramp(self.black, NIGHT_BLACK))) \
+            * self.lit
+        if judgement is not None:                 # a clip's shot keeps its first frame's judgement
+            self.night, self.lit = judgement
+
+    @staticmethod
+    def _noise(codes, above_black, detail):
+        """The photo's noise (code values, robust standard deviation of the 1-px high-pass) where it
+        is dark (less than UNLIT_LEVEL[0] above black) and flattest (its lowest fifth of detail),
+        at least NOISE_FLOOR."""
+        dark = above_black < UNLIT_LEVEL[0]
+        if dark.sum() < 50:
+            return NOISE_FLOOR
+        flat = dark & (detail <= np.percentile(detail[dark], 20))
+        high_pass = (codes - gaussian(codes, 1.0))[flat]
+        spread = 1.4826 * float(np.median(np.abs(high_pass - np.median(high_pass))))
+        return max(NOISE_FLOOR, spread)
+
+    def keep_at(self, window, shape):
+        """keep bilinearly resampled at the pixels of `window` (rows, columns: slices) of an image of
+        `shape` (H, W), whatever its size: [h,w] float32."""
+        return resample(self.keep, window, shape)
+
+
+def resample(grid_map, window, shape):
+    """A map [h,w] of a whole image bilinearly resampled at the pixels of `window` (rows, columns:
+    slices) of the image at `shape` (H, W): [h', w'] float32."""
+    result = grid_map
+    for axis, (part, length) in enumerate(zip(window, shape[:2])):
+        start, stop, _ = part.indices(length)
+        grid = grid_map.shape[axis]
+        position = np.clip((np.arange(start, stop) + 0.5) * grid / length - 0.5, 0, grid - 1)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, grid - 1)
+        weight = (position - low).astype(np.float32)
+        shape_weight = (-1, 1) if axis == 0 else (1, -1)
+        result = (np.take(result, low, axis=axis) * (1 - weight).reshape(shape_weight)
+                  + np.take(result, high, axis=axis) * weight.reshape(shape_weight))
+    return result
+
+
+def _band_gain(fine, coarse):
+    """The RMS of the band-pass gaussian(fine) - gaussian(coarse) of unit white noise."""
+    size = 2 * int(4 * coarse + 1) + 1
+    impulse = np.zeros((size, size))
+    impulse[size // 2, size // 2] = 1.0
+    return float(np.sqrt(((gaussian(impulse, fine) - gaussian(impulse, coarse)) ** 2).sum()))
+
 
 class ToneCurve(Exposure):
     """--ratio auto's exposure: the tone curve T on the illumination (module docstring) with gain
     `alpha`, realised through the adjustment net's inverted response; `dark` in [0, 1] blends it
-    towards the net's own response at a constant alpha (1: the global lift of a dark photo)."""
+    towards the net's own response at a constant alpha (1: the global lift of a dark photo); a
+    `toe` (an illumination level) keeps the levels below it with strength `hold`; and
+    `darkness`'s empty dark rises at most `rise` above the input (compose). `night` is the photo's
+    night weight, `lit` how lit it is (Darkness)."""
 
-    def __init__(self, alpha, white, slope, dark, response, source='auto', scene='', toe=0.0):
+    def __init__(self, alpha, white, slope, dark, response, source='auto', night=0.0, lit=0.0, toe=0.0,
+                 darkness=None):
         super().__init__(alpha, source)
-        self.white, self.slope, self.dark, self.response, self.scene = white, slope, dark, response, scene
-        self.toe = toe
+        self.white, self.slope, self.dark, self.response = white, slope, dark, response
+        self.night, self.lit, self.toe, self.darkness = night, lit, toe, darkness
         self._log_ratios = response.log_ratios(self.target())
         self.map_range = None      # (min, max) of A over the metered copy, set by choose
+
+    @property
+    def scene(self):
+        return 'night' if self.night >= 0.5 else 'scene'
+
+    @property
+    def hold(self):
+        """How strongly the toe holds the near-black part: min(1, HOLD_GAIN weight), or in a lit photo
+        1 up to alpha HOLD_ALPHAS[0], ramping to 0 at HOLD_ALPHAS[1]."""
+        modest = 1.0 - float(ramp(math.log(self.alpha), np.log(HOLD_ALPHAS)))
+        return max(min(1.0, HOLD_GAIN * self.night), self.lit * modest)
+
+    @property
+    def rise(self):
+        """How far the empty dark may rise above the input: EMPTY_RISE from night weight 0 to 1."""
+        return (1.0 - self.night) * EMPTY_RISE[0] + self.night * EMPTY_RISE[1]
 
     def target(self):
         """T at RESPONSE_LEVELS: the adjusted illumination each level is brought to."""
@@ -160,25 +334,45 @@ class ToneCurve(Exposure):
         curve = np.minimum(np.exp(np.maximum(curve, log_level)), 1.0)
         if self.dark:
             curve = self.dark * self.response.at_alpha(self.alpha) + (1.0 - self.dark) * curve
-        if not self.toe:
+        hold = self.hold
+        if not (self.toe and hold):
             return curve
-        lifted = smoothstep((log_level - math.log(self.toe)) / math.log(TOE_SPAN))
+        lifted = 1.0 - hold * (1.0 - smoothstep((log_level - math.log(self.toe)) / math.log(TOE_SPAN)))
         return np.exp(lifted * np.log(np.maximum(curve, RESPONSE_LEVELS[0])) + (1.0 - lifted) * log_level)
 
+    def adjusted(self, illumination):
+        """The adjusted illumination I-hat the net gives for I under this curve's map, predicted
+        pointwise from the response (what choose meters with)."""
+        log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
+        return np.interp(log_level, self.response.log_levels, self.response.reached(self._log_ratios))
+
     def ratio_map(self, illumination):
-        if self.dark == 1 and not self.toe:
+        if self.dark == 1 and not (self.toe and self.hold):
             return super().ratio_map(illumination)
         log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
         return np.exp(np.interp(log_level, self.response.log_levels, self._log_ratios)).astype(np.float32)
 
+    def compose(self, output, image, window, shape):
+        """The nets' output where the input holds something; in the empty dark at most `rise` above
+        the normalised input (a bright pixel, LIT_GATE, is never held): output - keep relu(output -
+        image - rise)."""
+        if self.darkness is None or not self.darkness.empty:
+            return output
+        lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
+        keep = (self.darkness.keep_at(window, shape) * lit)[..., None]
+        return (output - keep * np.maximum(output - image - self.rise, 0.0)).astype(np.float32)
+
     def at(self, alpha):
-        return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.scene, self.toe)
+        return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.night, self.lit,
+                         self.toe, self.darkness)
 
     def describe(self):
-        described = '%s %s: tone curve alpha %.4g, white %.3g, slope %.3g, global %.2f' % (
-            self.source, self.scene, self.alpha, self.white, self.slope, self.dark)
-        if self.toe:
-            described += ', kept below illumination %.3g' % self.toe
+        described = '%s %s (night %.2f): tone curve alpha %.4g, white %.3g, slope %.3g, global %.2f' % (
+            self.source, self.scene, self.night, self.alpha, self.white, self.slope, self.dark)
+        if self.toe and self.hold:
+            described += ', held %.2f below illumination %.3g' % (self.hold, self.toe)
+        if self.darkness is not None and self.darkness.empty:
+            described += ', empty dark %.0f %% within %.2f' % (100 * self.darkness.empty, self.rise)
         if self.map_range:
             described += ' (ratio map %.3g-%.3g)' % self.map_range
         return described
@@ -202,78 +396,75 @@ def exposure_target(mean, predicted=None):
     return max(mean, float(np.interp(mean, means + (1.0,), targets + (1.0,))))
 
 
-def box_mean(array, size):
-    from scipy.ndimage import uniform_filter
-    return uniform_filter(array, size, mode='nearest')
-
-
-def local_std(array, size):
-    mean = box_mean(array, size)
-    return np.sqrt(np.maximum(box_mean(array * array, size) - mean * mean, 0.0))
-
-
-def smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
 class Scene:
-    """What choose meters, on the render copy (BLACK_BOX px of the photo are `scale` px here):
-    luminance and its mean; the near-black part (box mean of luminance < BLACK_LEVEL, as the night
-    check of exposure_checks); night or not; the metered part (the lit part of a night scene, else
-    everything); the shadows and the clipped share."""
+    """What choose meters, on the metered copy (BLACK_BOX px of the photo are `scale` px here): its
+    luminance and mean, the clipped share, the brightest tenth, the near-black part (box mean of
+    luminance < BLACK_LEVEL, as the night check), the empty dark (`keep`, from darkness), the part a
+    night weight leaves out of the meter (the empty dark and the near-black part) and the shadows."""
 
-    def __init__(self, raw, reflectance, scale):
+    def __init__(self, raw, image, darkness, scale):
         raw = np.asarray(raw, np.float64)
-        self.luminance = luminance(raw)
+        self.raw, self.luminance = raw, luminance(raw)
         self.mean = float(self.luminance.mean())
         self.clipped = float((raw.max(axis=2) >= 1.0).mean())
         self.bright = self.luminance >= np.percentile(self.luminance, 100 - BRIGHT_PERCENT)
         self.bright_mean = float(self.luminance[self.bright].mean())
-        box = max(3, int(round(BLACK_BOX * scale)) | 1)
+        box = max(3, int(round(15 * scale)) | 1)
         self.black = box_mean(self.luminance, box) < BLACK_LEVEL
-        lights = np.percentile(self.luminance, NIGHT_LIGHTS[0]) >= NIGHT_LIGHTS[1]
-        self.night = self.mean < NIGHT_MEAN and lights and (
-            self.black.mean() >= NIGHT_MOSTLY_BLACK or self._featureless_black(reflectance))
-        self.metered = ~self.black if self.night and not self.black.all() else np.ones_like(self.black)
-        self.shadows = (self.luminance < SHADOW_LEVEL) & self.metered
+        self.keep = darkness.keep_at((slice(None), slice(None)), self.luminance.shape)
+        self.unmetered = np.maximum(self.keep, self.black)
+        self.shadows = (self.luminance < SHADOW_LEVEL) & (self.unmetered < 0.5)
 
-    def _featureless_black(self, reflectance):
-        """Whether a night sky or a black backdrop fills the frame: of the near-black part, at least
-        NIGHT_BLACK_SHARE is featureless, and that is at least NIGHT_FEATURELESS of the frame.
-        Featureless: the reflectance's local standard deviation on the texture grid below
-        FEATURELESS_STD (the restoration has nothing to restore)."""
-        from pipeline import box_downscale
-        if not self.black.any():
-            return False
-        factor = max(1, math.ceil(math.sqrt(self.luminance.size / TEXTURE_PIXELS)))
-        coarse_luminance = box_downscale(self.luminance[..., None], factor)[..., 0]
-        coarse_reflectance = luminance(box_downscale(reflectance, factor))
-        featureless = 1.0 - smoothstep((local_std(coarse_reflectance, 5) - FEATURELESS_STD[0])
-                                       / (FEATURELESS_STD[1] - FEATURELESS_STD[0]))
-        dark = 1.0 - smoothstep((box_mean(coarse_luminance, 3) - NEAR_BLACK_RAMP[0])
-                                / (NEAR_BLACK_RAMP[1] - NEAR_BLACK_RAMP[0]))
-        kept = np.kron(featureless * dark > 0.5, np.ones((factor, factor), bool))
-        kept = np.pad(kept, [(0, max(0, n - k)) for n, k in zip(self.black.shape, kept.shape)], mode='edge')
-        kept = kept[:self.black.shape[0], :self.black.shape[1]]
-        return bool(kept.mean() >= NIGHT_FEATURELESS and kept[self.black].mean() >= NIGHT_BLACK_SHARE)
+    def weights(self, night):
+        """The metered weights [h,w] at a night weight: 1, less `night` on the unmetered part."""
+        weights = 1.0 - night * self.unmetered
+        return weights if weights.sum() > 1e-3 * weights.size else np.ones_like(weights)
 
-    @property
-    def kind(self):
-        return 'night' if self.night else 'scene'
+    def metered(self, values, night):
+        """The metered mean of per-pixel `values` [h,w] or [h,w,3] at a night weight."""
+        weights = self.weights(night)
+        values = np.asarray(values)
+        if values.ndim == 3:
+            weights = weights[..., None]
+            return float((values * weights).sum() / (3 * weights.sum()))
+        return float((values * weights).sum() / weights.sum())
 
 
-def measures(scene, output):
-    """Per render: (metered mean luminance, mean luminance, shadow mean, clipped share, rise of the
-    near-black part, metered mean RGB, mean of the input's brightest tenth)."""
-    from data import to_uint8
-    pixels = to_uint8(output)
+def predicted_output(curve, image, stages, gray_weight, mode):
+    """The output (float [h,w,3]) of the nets under `curve` predicted from a copy's normalised
+    image and stages: I-hat = T(I) through the response, then `mode` as evaluate.relight_outputs."""
+    adjusted = curve.adjusted(stages['illumination'])
+    enhanced = stages['restored'] * adjusted
+    if mode == 'plain':
+        return enhanced
+    illumination = stages['illumination']
+    return illumination * image + (1.0 - illumination) * enhanced * gray_weight
+
+
+def gray_trick_weight(reflectance):
+    """w = min(sqrt(2 gaussian_3(rgb2gray(R))), 1): the released evaluate.py's gray trick, [h,w,1]."""
+    gray = np.asarray(reflectance, np.float64) @ np.array(SKIMAGE_GRAY)
+    return np.minimum(np.sqrt(2.0 * gaussian(gray, GRAY_TRICK_SIGMA)), 1.0)[..., None]
+
+
+MEASURES = ('excess', 'mean', 'shadow', 'clipped', 'black_rise', 'black_limit', 'bright')
+
+
+def measures(scene, output, curve, target):
+    """Per candidate curve and its output: the metered mean's excess over `target(weight)` (the
+    exposure target at the curve's effective night weight), the mean, the shadows' mean, the
+    clipped share, the near-black part's rise and its limit (held, or guarded), the mean of the
+    input's brightest tenth; as MEASURES."""
+    pixels = data.to_uint8(output)
     values = pixels / 255.0
     level = luminance(values)
+    weight = curve.night
+    metered, goal = target(weight)
     shadow = level[scene.shadows].mean() if scene.shadows.any() else 0.0
     rise = (level - scene.luminance)[scene.black].mean() if scene.black.any() else 0.0
-    return (level[scene.metered].mean(), level.mean(), shadow, (pixels.max(axis=2) == 255).mean(), rise,
-            values[scene.metered].mean(), level[scene.bright].mean())
+    limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, BLACK_GUARD / curve.lit if curve.lit else np.inf]
+    return (metered(level, values, weight) - goal, level.mean(), shadow, (pixels.max(axis=2) == 255).mean(), rise,
+            min(limits), level[scene.bright].mean())
 
 
 def _first_crossing(log_alphas, values, level):
@@ -299,65 +490,90 @@ def _not_darker(log_alphas, values, level):
     return _first_crossing(log_alphas, values, (level if highest >= level - NOT_DARKER else highest) - NOT_DARKER)
 
 
-def choose(raw, stages, render, response, scale, predict=None):
-    """--ratio auto's ToneCurve from the render copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
-    decomposed `stages`, `render(exposure)` its output at an exposure, `response` the nets'
-    AdjustmentResponse, `scale` its pixels per photo pixel, `predict()` the LOL regression's mean
-    (brightness.lol_prediction) or None, called only where the target reads it (a dark photo, no
-    night scene: the regression is fit on LOL's rooms, which have neither lights nor a sky).
-    Renders METER_GRID alphas (twice where the bright shape cannot reach the target), then at most
-    METER_REFINE + 1 more."""
-    scene = Scene(raw, stages['reflectance'], scale)
-    # The LOL regression predicts a mean over pixels and channels: met as such where it applies, on a
-    # dark photo that is no night scene (a night scene's lit part is metered to 18 % grey).
-    luminance_mean = float(scene.luminance[scene.metered].mean())
-    rgb_mean = float(np.asarray(raw)[scene.metered].mean())
-    dark = min(luminance_mean, rgb_mean) < TARGET_KNOTS[1][0]       # where a prediction moves the target
-    predicted = predict() if predict is not None and dark and not scene.night else None
-    metered = 0 if predicted is None else 5
-    target = exposure_target(luminance_mean) if predicted is None else exposure_target(rgb_mean, predicted)
-    shape = tone_shape(scene.mean)
-    if scene.night:
+def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict=None, render=None):
+    """--ratio auto's ToneCurve from the metered copy of a photo: `raw` RGB [h,w,3] in [0, 1], its
+    normalised `image` and decomposed `stages`, the nets' AdjustmentResponse, the photo's
+    Darkness, `scale` the copy's pixels per photo pixel, the output `mode`, and `predict()` the LOL
+    regression's mean (brightness.lol_prediction) or None, called only where the target reads it
+    (a dark photo, as far as it is no night scene: the regression is fit on LOL's rooms, which have
+    neither lights nor a sky). Predicts METER_GRID alphas (twice where the bright shape cannot reach
+    the target), then at most METER_REFINE more; `render(curve)`, the nets' output on the copy, then
+    meets the target exactly where it decides alpha (at most TARGET_REFINE secant steps) and checks
+    the upper bounds (bisecting on it where one is exceeded)."""
+    scene = Scene(raw, image, darkness, scale)
+    gray_weight = gray_trick_weight(stages['reflectance'])
+    dark = min(scene.mean, float(np.mean(raw))) < TARGET_KNOTS[1][0]    # where a prediction moves the target
+    predicted = predict() if predict is not None and dark and darkness.night < 1 else None
+
+    def target(weight):
+        """(metered mean of an output, target) at a night weight: luminance to exposure_target, or
+        where the LOL regression applies the mean over channels to its prediction (blended to 18 %
+        grey with the night weight)."""
+        if predicted is None:
+            return (lambda level, values, weight: scene.metered(level, weight),
+                    exposure_target(scene.metered(scene.luminance, weight)) - TARGET_TOLERANCE)
+        blended = (1.0 - weight) * predicted + weight * MID_GREY
+        return (lambda level, values, weight: scene.metered(values, weight),
+                exposure_target(scene.metered(raw, weight), blended) - TARGET_TOLERANCE)
+
+    shape = dict(tone_shape(scene.mean), night=darkness.night, lit=darkness.lit, darkness=darkness)
+    if scene.black.any():
         shape['toe'] = float(np.percentile(stages['illumination'][..., 0][scene.black], TOE_PERCENTILE))
     log_alphas = np.linspace(math.log(ALPHA_RANGE[0]), math.log(ALPHA_RANGE[1]), METER_GRID)
+    whole = (slice(None), slice(None))
 
-    def measured(log_alpha, shape):
-        return measures(scene, render(ToneCurve(math.exp(log_alpha), response=response, **shape)))
+    def measured(log_alpha, shape, rendered=False):
+        curve = ToneCurve(math.exp(log_alpha), response=response, **shape)
+        output = render(curve) if rendered else predicted_output(curve, image, stages, gray_weight, mode)
+        return measures(scene, curve.compose(output, image, whole, scene.luminance.shape), curve, target)
 
     table = np.array([measured(a, shape) for a in log_alphas])
-    if table[-1, metered] < target and shape['dark'] < 1:    # the shoulder holds it down: lift it all
-        shape = dict(SHAPE_DARK, dark=1.0, toe=shape.get('toe', 0.0))
+    if table[-1, 0] < 0 and shape['dark'] < 1:    # the shoulder holds it down: lift it all
+        shape.update(SHAPE_DARK, dark=1.0)
         table = np.array([measured(a, shape) for a in log_alphas])
-    # Met within TARGET_TOLERANCE; where no alpha reaches it (the fusion holds some colours down),
-    # REACHABLE of the way there.
-    target = min(target - TARGET_TOLERANCE, table[0, metered] + REACHABLE * (table[-1, metered] - table[0, metered]))
-    chosen = _first_crossing(log_alphas, table[:, metered], target)
+    # Met within TARGET_TOLERANCE; where no alpha reaches it (the fusion holds some colours down, a
+    # held black stays), REACHABLE of the way there, or where a doubling of alpha adds less than
+    # DIMINISHING to the metered mean, whichever comes first.
+    reach = table[0, 0] + REACHABLE * (table[-1, 0] - table[0, 0])
+    chosen = _first_crossing(log_alphas, table[:, 0], min(0.0, reach))
+    if table[-1, 0] < 0:
+        gains = np.diff(table[:, 0]) / (np.diff(log_alphas) / math.log(2.0))
+        worth = np.flatnonzero(gains >= DIMINISHING)
+        chosen = min(chosen, log_alphas[worth[-1] + 1] if len(worth) else log_alphas[0])
+    if render is not None and log_alphas[0] < chosen < log_alphas[-1]:
+        # the predicted output is a model of the nets': their own output meets the target
+        slope = max(np.interp(chosen, log_alphas[1:], np.diff(table[:, 0]) / np.diff(log_alphas)), 1e-3)
+        for _ in range(TARGET_REFINE):
+            excess = measured(chosen, shape, rendered=True)[0] - min(0.0, reach)
+            if abs(excess) < TARGET_TOLERANCE / 5:
+                break
+            chosen = float(np.clip(chosen - excess / slope, log_alphas[0], log_alphas[-1]))
     target_mean = np.interp(chosen, log_alphas, table[:, 1])
     if scene.shadows.mean() > 0.005:
         shadow_in = float(scene.luminance[scene.shadows].mean())
         floor = max(SHADOW_GAIN * shadow_in, shadow_in + SHADOW_LIFT)
         floor = min(floor, table[0, 2] + REACHABLE * (table[-1, 2] - table[0, 2]))
         chosen = max(chosen, _first_crossing(log_alphas, table[:, 2], floor))
-    # Never darker (a lower bound, first in precedence), then upper bounds in measures' columns:
-    # the shadow lift's mean ceiling, clipping, a night scene's black part.
+    # Never darker (a lower bound, first in precedence), then upper bounds: the shadow lift's mean
+    # ceiling, clipping, the near-black part's rise (held, or guarded in a lit photo).
     floor = max(_not_darker(log_alphas, table[:, 1], scene.mean),
                 _not_darker(log_alphas, table[:, 6], scene.bright_mean))
     chosen = max(chosen, floor)
-    bounds = [(1, max(target_mean, scene.mean + SHADOW_CEILING)), (3, scene.clipped + CLIP_ALLOWANCE)]
-    if scene.night:
-        bounds.append((4, BLACK_RISE))
+    mean_ceiling = max(target_mean, scene.mean + SHADOW_CEILING)
 
     def feasible(values):
-        return all(values[column] <= limit + 1e-9 for column, limit in bounds)
+        return (values[1] <= mean_ceiling + 1e-9 and values[3] <= scene.clipped + CLIP_ALLOWANCE + 1e-9
+                and values[4] <= values[5] + 1e-9)
 
-    if chosen > floor and not feasible(measured(chosen, shape)):   # the last feasible alpha, bisected
+    rendered = render is not None                                  # the bounds on the nets' own output
+    if chosen > floor and not feasible(measured(chosen, shape, rendered)):   # the last feasible alpha, bisected
         inside = [a for a, values in zip(log_alphas, table) if floor <= a < chosen and feasible(values)]
         low, high = (inside[-1] if inside else floor), chosen
         for _ in range(METER_REFINE):
             middle = 0.5 * (low + high)
-            low, high = (middle, high) if feasible(measured(middle, shape)) else (low, middle)
+            low, high = (middle, high) if feasible(measured(middle, shape, rendered)) else (low, middle)
         chosen = low
-    curve = ToneCurve(math.exp(chosen), response=response, scene=scene.kind, **shape)
+    curve = ToneCurve(math.exp(chosen), response=response, **shape)
     ratios = curve.ratio_map(stages['illumination'])
     curve.map_range = (float(ratios.min()), float(ratios.max()))
     return curve

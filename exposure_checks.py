@@ -13,6 +13,9 @@ pixels with a channel at 255. Inputs and outputs are uint8 RGB [H,W,3] of the sa
   backlit       the shadows (luminance < 0.08) end at least twice as bright and at least 0.03
                 brighter; the highlights (> 0.7) move by at most 0.05 on average; clipping at most
                 +0.5 %
+
+A night photo is *ruined* (issue 31) when its smooth near-black part rises by more than 0.15: a
+black sky or backdrop lifted into a brown, blotchy wall of noise and invented texture.
 """
 import numpy as np
 
@@ -27,6 +30,7 @@ BLACK_BOX, BLACK_LEVEL, BLACK_RISE = 15, 0.03, 0.04
 LIT_LEVEL = 0.1
 SHADOW_LEVEL, SHADOW_GAIN, SHADOW_LIFT = 0.08, 2.0, 0.03
 HIGHLIGHT_LEVEL, HIGHLIGHT_MOVE = 0.7, 0.05
+RUINED_RISE = 0.15
 
 
 def luminance(pixels):
@@ -107,3 +111,8 @@ def failures(kind, before, after):
     if clipped:
         failed.append('clipping %+.2f %%' % (100 * m['clip_added']))
     return failed
+
+
+def ruined(kind, before, after):
+    """Whether a photo of class `kind` is a ruined night photo (its black part rose > RUINED_RISE)."""
+    return kind == 'night' and measures(before, after)['black_rise'] > RUINED_RISE

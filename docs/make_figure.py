@@ -23,9 +23,9 @@ import evaluate  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVAL15_NAMES = ('1', '111', '748')    # a room, a shelf and a street: three kinds of low light
 # One photo per kind (benchmarks/photo_set.csv: CC0 and BSD-3 licences)
-PHOTOS = (('dark_scene', 'dk_bike_lamp'), ('night', 'nt_lantern'), ('backlit', 'bl_rocks_sky'),
-          ('well_exposed', 'we_lake_mountains'))
-KINDS = {'dark_scene': 'dark scene', 'night': 'black backdrop', 'backlit': 'backlit', 'well_exposed': 'well exposed'}
+PHOTOS = (('dark_scene', 'dk_bike_lamp', 'dark scene'), ('night', 'nt_earth_night', 'night, dim lights'),
+          ('night', 'nt_lantern', 'black backdrop'), ('backlit', 'bl_rocks_sky', 'backlit'),
+          ('well_exposed', 'we_lake_mountains', 'well exposed'))
 EVAL15_MODE = 'plain'                 # evaluate.py's default with ground truth
 SCALE = 2                             # panels at 1/2 size
 JPEG_QUALITY = 85                     # keeps the figure under 200 kB
@@ -34,12 +34,12 @@ JPEG_QUALITY = 85                     # keeps the figure under 200 kB
 def class_rows(kind, photo_set):
     """([[input, auto, ratio 5]], labels) for PHOTOS."""
     rows, labels = [], []
-    for group, name in PHOTOS:
+    for group, name, label in PHOTOS:
         pixels = data.read_pixels(os.path.join(photo_set, group, name + '.png'))[0]
         auto, chosen = kind.enhance_pixels(pixels, 'auto')
         fixed = kind.enhance_pixels(pixels, evaluate.DEFAULT_RATIO)[0]
         rows.append([data.to_float(pixels), auto / 255.0, fixed / 255.0])
-        labels.append(['%s: input' % KINDS[group], 'default, --ratio auto (%s, alpha %.2g)' % (
+        labels.append(['%s: input' % label, 'default, --ratio auto (%s, alpha %.2g)' % (
             chosen.scene, chosen.alpha), '--ratio 5 (the released tool)'])
     return rows, labels
 
