@@ -38,6 +38,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
+import numpy as np
 from PIL import Image
 
 import brightness
@@ -45,6 +46,7 @@ import data
 import exposure
 import pipeline
 import utils
+import video
 from constants import MODES, OUTPUT_SUFFIX, PRECISIONS
 
 COLUMNS = ('input', 'output', 'alpha', 'exposure', 'input_mean', 'output_mean', 'status', 'detail')
@@ -60,11 +62,12 @@ def csv_line(row):
 
 
 def output_names(keyed, output):
-    """(stem, [ReadableFile]) -> (ReadableFile, output path): <stem>_kindle.png, then -1, -2... in
-    path order, as evaluate.py names outputs that would collide."""
+    """(stem, [ReadableFile]) -> (ReadableFile, output path): <stem>_kindle.png (.mp4 for a clip),
+    then -1, -2... in path order, as evaluate.py names outputs that would collide."""
     stem, readables = keyed
     for index, readable in enumerate(sorted(readables, key=lambda r: r.metadata.path)):
-        name = '%s%s%s.png' % (stem, OUTPUT_SUFFIX, '-%d' % index if index else '')
+        extension = video.OUTPUT_EXTENSION if video.is_clip(readable.metadata.path) else '.png'
+        name = '%s%s%s%s' % (stem, OUTPUT_SUFFIX, '-%d' % index if index else '', extension)
         yield readable, FileSystems.join(output, name)
 
 
@@ -79,16 +82,20 @@ def write_png(path, pixels):
 
 
 class SavedModelNets:
-    """pipeline.py's two per-tile steps on a loaded SavedModel's decompose / relight_map signatures
-    in one precision (pipeline.tile_signature's names)."""
+    """pipeline.py's three per-tile steps on a loaded SavedModel's decompose / restore / relight_map
+    signatures in one precision (pipeline.tile_signature's names)."""
 
     def __init__(self, tf, signatures, precision):
         self.tf, self.precision = tf, precision
-        self.decompose = signatures[pipeline.tile_signature('decompose', precision)]
-        self.relight = signatures[pipeline.tile_signature('relight_map', precision)]
+        self.decompose, self.restore, self.relight = (signatures[pipeline.tile_signature(name, precision)]
+                                                      for name in ('decompose', 'restore', 'relight_map'))
 
     def decompose_tile(self, image):
         return {name: value.numpy() for name, value in self.decompose(normalised=self.tf.constant(image)).items()}
+
+    def restore_tile(self, reflectance, illumination, inner):
+        return self.restore(reflectance=self.tf.constant(reflectance), illumination=self.tf.constant(illumination),
+                            inner=self.tf.constant(inner, self.tf.int32))['restored'].numpy()
 
     def relight_tile(self, image, stages, ratio_map, mode):
         tensors = {name: self.tf.constant(array) for name, array in stages.items()}
@@ -123,6 +130,9 @@ class Enhance(beam.DoFn):
             yield dict(row, status='exists')
             return
         try:
+            if video.is_clip(readable.metadata.path):
+                yield from self._clip(readable, destination, row)
+                return
             pixels, notes = self._read(readable)
             output, chosen = self._enhance(pixels)
             write_png(destination, output)
@@ -135,6 +145,33 @@ class Enhance(beam.DoFn):
         yield dict(row, alpha='%.6g' % chosen.alpha, exposure=chosen.describe(),
                    input_mean='%.6f' % data.mean_level(pixels), output_mean='%.6f' % (output.mean() / 255.0),
                    status='ok', detail='; '.join(notes))
+
+    def _clip(self, readable, destination, row):
+        """One clip (one element): video.enhance_clip on local copies, as evaluate.py enhances it;
+        its report row (the median alpha, the first shot's exposure, each shot in detail)."""
+        path = readable.metadata.path
+        if self.ratio == 'global':
+            raise data.ImageError(path, 'clips take --ratio auto or a number')
+        with tempfile.TemporaryDirectory() as folder:
+            local = os.path.join(folder, 'in' + os.path.splitext(path)[1])
+            with readable.open() as stream, open(local, 'wb') as copy:
+                shutil.copyfileobj(stream, copy)
+            enhanced = os.path.join(folder, 'out' + video.OUTPUT_EXTENSION)
+            try:
+                shots = video.enhance_clip(self.nets, local, enhanced, self.ratio, self.mode, 0.0, self.tile_size,
+                                           self.fit)
+            except data.ImageError as error:
+                raise data.ImageError(path, error.reason) from None
+            temporary = '%s.tmp-%s' % (destination, uuid.uuid4().hex)
+            with open(enhanced, 'rb') as stream, \
+                    FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as target:
+                shutil.copyfileobj(stream, target)
+            FileSystems.rename([temporary], [destination])
+        alphas = [alpha for shot in shots for alpha in shot.alphas]
+        yield dict(row, alpha='%.6g' % float(np.median(alphas)), exposure=shots[0].description, status='ok',
+                   detail='; '.join('shot %d: frames %d-%d, alpha %.4g' % (
+                       number, shot.first, shot.first + shot.frames - 1, float(np.median(shot.alphas)))
+                       for number, shot in enumerate(shots, 1)))
 
     def _read(self, readable):
         """data.read_pixels on a local copy: (pixels [H,W,3], notes); ImageError names the original path."""
@@ -151,13 +188,12 @@ class Enhance(beam.DoFn):
     def _enhance(self, pixels):
         """(uint8 [H,W,3] as evaluate.py saves it, exposure) for a photo's pixels: pipeline.meter for
         --ratio auto or global, then pipeline.enhance, tile by tile, as evaluate.KinD.enhance_pixels."""
-        margin, stages = pipeline.TILE_MARGIN, None
+        stages = None
         if isinstance(self.ratio, str):
-            chosen, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, margin, self.fit, self.ratio)
+            chosen, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, self.fit, self.ratio)
         else:
             chosen = exposure.Exposure(self.ratio, 'fixed')
-        return pipeline.enhance(self.nets, pixels, chosen, self.mode, self.tile_size, margin,
-                                stages=stages), chosen
+        return pipeline.enhance(self.nets, pixels, chosen, self.mode, self.tile_size, stages=stages), chosen
 
 
 def fit_asset(model_dir):
@@ -186,7 +222,8 @@ def build_pipeline(pipeline, args, report):
     """Match -> read -> name outputs -> enhance -> report CSV, on `pipeline`."""
     rows = (pipeline
             | 'Match' >> fileio.MatchFiles(input_pattern(args.input))
-            | 'Images' >> beam.Filter(lambda metadata: metadata.path.lower().endswith(data.IMAGE_EXTENSIONS))
+            | 'Images' >> beam.Filter(lambda metadata: metadata.path.lower().endswith(
+                data.IMAGE_EXTENSIONS + video.VIDEO_EXTENSIONS))
             | 'Read' >> fileio.ReadMatches()
             | 'ByStem' >> beam.Map(lambda readable: (os.path.splitext(os.path.basename(readable.metadata.path))[0],
                                                      readable))

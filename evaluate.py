@@ -29,16 +29,17 @@ import exposure
 import pipeline
 import synthetic
 import utils
+import video
 tf = utils.import_tensorflow()  # before model: quiet TF start-up
 import model  # noqa: E402
 from constants import DEFAULT_RATIO, GRAY_TRICK_RADIUS, GRAY_TRICK_SIGMA, MODES, OUTPUT_SUFFIX, PRECISIONS  # noqa: E402
-from pipeline import DEFAULT_TILE_SIZE, TILE_ALIGN, TILE_MARGIN  # noqa: E402,F401
+from pipeline import DEFAULT_TILE_SIZE, TILE_ALIGN  # noqa: E402
 
 SKIMAGE_GRAY = (0.2125, 0.7154, 0.0721)   # skimage.color.rgb2gray, used by the gray trick (Q14)
 STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
-METERED_STAGES = ('reflectance', 'illumination', 'restored')   # all an output needs besides alpha
+DECOMPOSED = ('reflectance', 'illumination')   # DecomNet's outputs (KinD.decompose_tile)
 
 
 def _gaussian_taps():
@@ -98,8 +99,8 @@ class KinD:
 
     `precision` ('float32', 'bfloat16' or 'auto': utils.resolve_precision) is the nets' compute
     type for everything this object computes. `tile_size` is the core side of a tile (a multiple
-    of 16): images with more than tile_size^2 pixels run tile by tile with 128-px margins
-    (pipeline.tile_grid), so memory stays bounded and the stitched result equals the untiled one.
+    of 16): images with more than tile_size^2 pixels run tile by tile, each net with the context it
+    needs (pipeline.py), so memory stays bounded and the stitched result equals the untiled one.
     None or 0 disables tiling. Every output is decompose (R, I, R-hat) then relight (the
     adjustment net at the exposure, and the fusion), tile by tile: a relight of stored stages and
     a full pass are the same computation.
@@ -114,8 +115,10 @@ class KinD:
         with self.graph.as_default():
             self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
             self.ratio_map = tf.placeholder(tf.float32, [1, None, None, 1], name='ratio_map')
+            self.inner = tf.placeholder(tf.int32, [4], name='inner')      # top, left, height, width
             reflectance, illumination = model.in_precision(model.DecomNet_simple, self.precision, self.image)
-            restored = model.in_precision(model.Restoration_net, self.precision, reflectance, illumination)
+            restored = model.in_precision(lambda r, i: model.Restoration_net(r, i, tf.unstack(self.inner)),
+                                          self.precision, reflectance, illumination)
             self.outputs = dict(relight_outputs(self.image, reflectance, illumination, restored, self.ratio_map,
                                                 self.precision),
                                 reflectance=reflectance, illumination=illumination, restored=restored)
@@ -131,16 +134,23 @@ class KinD:
     def close(self):
         self.session.close()
 
-    # --- the two per-tile steps (pipeline's `nets`) -------------------------------------------------
+    # --- the three per-tile steps (pipeline's `nets`) -----------------------------------------------
 
     def _fetch(self, names, feed):
         return {name: array[0] for name, array in self.session.run(
             {name: self.outputs[name] for name in names}, feed).items()}
 
-    def decompose_tile(self, image, names=METERED_STAGES):
-        """{'reflectance': R [h,w,3], 'illumination': I [h,w,1], 'restored': R-hat [h,w,3]} of one
-        normalised tile [h,w,3], whole, or the named ones (only the nets they need run)."""
-        return self._fetch(names, {self.image: image[None]})
+    def decompose_tile(self, image):
+        """{'reflectance': R [h,w,3], 'illumination': I [h,w,1]} of one normalised tile [h,w,3]:
+        DecomNet alone."""
+        return self._fetch(DECOMPOSED, {self.image: image[None]})
+
+    def restore_tile(self, reflectance, illumination, inner):
+        """R-hat [h',w',3] of the restoration net on a tile's window from its R [h,w,3] and I [h,w,1]:
+        the decoder on `inner` (top, left, height, width) only, which it returns."""
+        feed = {self.outputs['reflectance']: reflectance[None], self.outputs['illumination']: illumination[None],
+                self.inner: inner}
+        return self._fetch(('restored',), feed)['restored']
 
     def relight_tile(self, image, stages, ratio_map, mode, names=None):
         """The `mode` output [h,w,3] of one tile from its stages and ratio map [h,w,1] (or the named
@@ -155,14 +165,13 @@ class KinD:
     def decompose(self, image):
         """Everything an output needs besides the exposure, for a normalised image [H,W,3]:
         {'reflectance': R [H,W,3], 'illumination': I [H,W,1], 'restored': R-hat [H,W,3]}."""
-        return pipeline.decompose(self, np.asarray(image, np.float32), self.tile_size, TILE_MARGIN)
+        return pipeline.decompose(self, np.asarray(image, np.float32), self.tile_size)
 
     def relight(self, image, stages, ratio, mode='fusion'):
         """The `mode` output (float32 [H,W,3]) at `ratio` (a number or an exposure.Exposure) from
         decompose()'s stages: only the adjustment net and the fusion run (about 1/8 of a pass)."""
         check_mode(mode)
-        return pipeline.relight(self, np.asarray(image, np.float32), stages, as_exposure(ratio), mode,
-                                self.tile_size, TILE_MARGIN)
+        return pipeline.relight(self, np.asarray(image, np.float32), stages, as_exposure(ratio), mode, self.tile_size)
 
     def enhance(self, image, ratio=DEFAULT_RATIO, mode='fusion'):
         """Enhanced float32 image [H,W,3] in [0,1] from a normalised image S (spec 2.1) at `ratio`
@@ -170,7 +179,7 @@ class KinD:
         check_mode(mode)
         image = np.asarray(image, np.float32)
         return pipeline.relight_tiles(self, lambda window: image[window], as_exposure(ratio), mode, self.tile_size,
-                                      TILE_MARGIN, np.empty(image.shape[:2] + (3,), np.float32))
+                                      np.empty(image.shape[:2] + (3,), np.float32))
 
     def enhance_pixels(self, pixels, ratio='auto', mode='fusion', progress=None, ev=0.0):
         """(saved output uint8 [H,W,3], exposure) of a photo's pixels (data.read_pixels) at `ratio`: a
@@ -186,7 +195,7 @@ class KinD:
         if ev:
             chosen = chosen.at(chosen.alpha * 2.0 ** ev)
             check_ratio(chosen.alpha)
-        output = pipeline.enhance(self, pixels, chosen, mode, self.tile_size, TILE_MARGIN, progress, stages)
+        output = pipeline.enhance(self, pixels, chosen, mode, self.tile_size, progress, stages)
         return output, chosen
 
     def meter(self, pixels, mode='fusion', rule='auto'):
@@ -195,7 +204,7 @@ class KinD:
         check_mode(mode)
         if rule not in RULES:
             raise utils.UserError('ratio must be a number or one of %s, got %r' % (', '.join(RULES), rule))
-        return pipeline.meter(self, pixels, mode, self.tile_size, TILE_MARGIN, self.brightness_fit(), rule)
+        return pipeline.meter(self, pixels, mode, self.tile_size, self.brightness_fit(), rule)
 
     def illumination(self, image):
         """The decomposed illumination I [H,W,1] of a normalised image."""
@@ -226,29 +235,28 @@ class KinD:
     def stages(self, image, ratio=DEFAULT_RATIO, names=STAGES, given=None):
         """The nets' outputs for a normalised image, tile by tile: of STAGES, reflectance R and
         illumination I (DecomNet), restored R-hat (Restoration_net), adjusted I-hat at `ratio`;
-        `given` ({name: whole array} of decompose's stages) are used instead of recomputed."""
+        `given` ({name: whole array} of decompose's stages) are used instead of recomputed. Only the
+        nets the outputs asked for need run."""
         unknown = set(names) - set(STAGES)
         if unknown:
             raise utils.UserError('stages are %s, got %s' % (', '.join(STAGES), ', '.join(sorted(unknown))))
         chosen = as_exposure(ratio)
         image = np.asarray(image, np.float32)
-        # the decomposed stages asked for, and I where I-hat is asked for: only their nets run
-        decomposed = [name for name in METERED_STAGES if name in names or (name == 'illumination' and
-                                                                             'adjusted' in names)]
+        if given is None and 'restored' not in names:
+            given = pipeline.decompose_retinex(self, image, self.tile_size)     # DecomNet alone
         results = {}
-        for window, core, target in pipeline.tiles(*image.shape[:2], self.tile_size, TILE_MARGIN):
-            tile = image[window]
-            stages = ({name: array[window] for name, array in given.items()} if given
-                      else self.decompose_tile(tile, decomposed))
-            fetched = dict(stages)
+        for tile, tile_image, tile_stages in pipeline.stream(self, lambda window: image[window], *image.shape[:2],
+                                                             self.tile_size, given):
+            fetched = dict(tile_stages)
             if 'adjusted' in names:
-                ratio_map = chosen.ratio_map(stages['illumination'])
-                fetched.update(self.relight_tile(tile, {'illumination': stages['illumination']}, ratio_map, None,
-                                                 ('adjusted',)))
+                ratio_map = chosen.ratio_map(tile_stages['illumination'])
+                fetched.update(self.relight_tile(tile_image, {'illumination': tile_stages['illumination']},
+                                                 ratio_map, None, ('adjusted',)))
+            core = pipeline.core_of(tile)
             for name in names:
                 if name not in results:
                     results[name] = np.empty(image.shape[:2] + fetched[name].shape[2:], np.float32)
-                results[name][target] = fetched[name][core]
+                results[name][tile.core] = fetched[name][core]
         return results
 
 
@@ -358,7 +366,7 @@ def build_parser():
 
 
 def list_inputs(path):
-    """(image paths, [(path, reason)] skipped) for a file or a folder."""
+    """(image and clip paths, [(path, reason)] skipped) for a file or a folder."""
     if os.path.isfile(path):
         return [path], []
     if not os.path.isdir(path):
@@ -368,18 +376,19 @@ def list_inputs(path):
         full = os.path.join(path, name)
         if name.startswith('.'):
             continue
-        if name.lower().endswith(data.IMAGE_EXTENSIONS):
+        if name.lower().endswith(data.IMAGE_EXTENSIONS + video.VIDEO_EXTENSIONS):
             images.append(full)
         else:
-            skipped.append((full, 'directory' if os.path.isdir(full) else 'not an image extension'))
+            skipped.append((full, 'directory' if os.path.isdir(full) else 'not an image or clip extension'))
     return images, skipped
 
 
 def output_path(folder, image_path, inputs, taken, overwrite):
-    """<folder>/<stem>_kindle.png; never an input file, never a file written earlier in this run,
-    and never an existing file unless `overwrite` (then _kindle-1, -2, ... instead)."""
+    """<folder>/<stem>_kindle.png (.mp4 for a clip); never an input file, never a file written
+    earlier in this run, and never an existing file unless `overwrite` (then _kindle-1, -2, ...)."""
     stem = os.path.splitext(os.path.basename(image_path))[0]
-    return _free_path(folder, stem + OUTPUT_SUFFIX, '.png', inputs, taken, overwrite)
+    extension = video.OUTPUT_EXTENSION if video.is_clip(image_path) else '.png'
+    return _free_path(folder, stem + OUTPUT_SUFFIX, extension, inputs, taken, overwrite)
 
 
 def _free_path(folder, stem, extension, inputs, taken, overwrite):
@@ -453,10 +462,15 @@ def run(args):
     precision = utils.resolve_precision(precision_flag)
 
     images, skipped = list_inputs(args.input)
+    clips = [path for path in images if video.is_clip(path)]
+    images = [path for path in images if not video.is_clip(path)]
+    if clips and (args.high is not None or ratio_source == 'global'):
+        skipped += [(path, 'clips take --ratio auto or a number, and no --high') for path in clips]
+        clips = []
     for path, reason in skipped:
         print('skipped %s: %s' % (path, reason))
-    if not images:
-        raise utils.UserError('%s: no images to enhance' % args.input)
+    if not images and not clips:
+        raise utils.UserError('%s: no images or clips to enhance' % args.input)
     try:
         os.makedirs(args.output, exist_ok=True)
         probe = os.path.join(args.output, '.kind-write-test')
@@ -470,14 +484,14 @@ def run(args):
     print('mode %s, ratio %s, precision %s; weights: %s' % (
         mode, RATIO_SOURCES.get(ratio_source, ratio), utils.describe_precision(precision_flag),
         ', '.join(kind.checkpoints.values())))
-    inputs = {os.path.realpath(p) for p in images}
+    inputs = {os.path.realpath(p) for p in images + clips}
     taken, rows, failures, notes_said, ratio_rows = set(), [], [], set(), []
     check_size = pipeline.memory_check(args.tile_size)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         # one read ahead of the nets and one write behind them: at most three photos in memory
-        reads = [pool.submit(_read, images[0], args.high, args.max_image_pixels, check_size)]
+        reads = [pool.submit(_read, images[0], args.high, args.max_image_pixels, check_size)] if images else []
         writes = []
-        iterator = images if args.no_progress else _tqdm(images)
+        iterator = images if args.no_progress or not images else _tqdm(images)
         for index, path in enumerate(iterator):
             if index + 1 < len(images):
                 reads.append(pool.submit(_read, images[index + 1], args.high, args.max_image_pixels, check_size))
@@ -518,16 +532,56 @@ def run(args):
             except OSError as error:
                 failures.append('%s: cannot write %s (%s)' % (path, destination, error.strerror or error))
                 print('failed: %s' % failures[-1])
+    for path in clips:
+        destination = output_path(args.output, path, inputs, taken, args.overwrite)
+        ratio_rows += _enhance_clip(kind, path, destination, ratio_source if ratio_source == 'auto' else ratio,
+                                    mode, args, failures)
     table = _free_path(args.output, RATIO_TABLE, '.csv', inputs, taken, args.overwrite)
     write_ratio_table(table, ratio_rows)
     print_table(rows, mode, ratio_source, ratio, utils.describe_precision(precision_flag))
-    written = len(images) - len(failures)
-    print('%d of %d images enhanced into %s/ (alpha per image: %s)' % (
-        written, len(images), args.output.rstrip('/'), os.path.basename(table)))
+    written = len(images) + len(clips) - len(failures)
+    print('%d of %d %s enhanced into %s/ (alpha per %s: %s)' % (
+        written, len(images) + len(clips), 'images and clips' if clips else 'images', args.output.rstrip('/'),
+        'image and shot' if clips else 'image', os.path.basename(table)))
     if failures:
         print('%d failed (listed above)' % len(failures))
         return 1
     return 0
+
+
+def _enhance_clip(kind, path, destination, ratio, mode, args, failures):
+    """video.enhance_clip for the CLI, with a frames/s progress bar: kindle_ratios.csv's rows for
+    the clip, one per shot (a failure: one row, its reason in `failures` and said once)."""
+    name = os.path.basename(path)
+    bar = None if args.no_progress else _tqdm_frames(name)
+    try:
+        shots = video.enhance_clip(kind, path, destination, ratio, mode, args.ev, kind.tile_size,
+                                   kind.brightness_fit() if ratio == 'auto' else None,
+                                   progress=bar.update_to if bar else None)
+    except utils.UserError as error:
+        failures.append(str(error))
+        print('failed: %s' % error)
+        return [(name, '', '', '', 'auto' if ratio == 'auto' else 'fixed', mode, '', '', str(error))]
+    finally:
+        if bar:
+            bar.close()
+    source = 'auto' if ratio == 'auto' else 'fixed'
+    rows = []
+    for number, shot in enumerate(shots, 1):
+        label = name if len(shots) == 1 else '%s shot %d (frames %d-%d)' % (name, number, shot.first,
+                                                                             shot.first + shot.frames - 1)
+        rows.append((label, os.path.basename(destination), '%.6g' % float(np.median(shot.alphas)),
+                     shot.description, source, mode, '', '', 'ok'))
+    return rows
+
+
+def _tqdm_frames(name):
+    from tqdm import tqdm
+
+    class Frames(tqdm):
+        def update_to(self, frames):
+            self.update(frames - self.n)
+    return Frames(desc=name, unit='frame', dynamic_ncols=True)
 
 
 RATIO_SOURCES = {'ground truth': 'from the decomposed ground truth (LOL protocol)',

@@ -111,6 +111,24 @@ def backlit_silhouette(height, width, rng, full_well=20000.0, read_noise=2.0):
     return expose(linear, full_well, read_noise, rng), shade
 
 
+def room_to_night(step, height=160, width=240, seed=7, full_well=20000.0, read_noise=2.0):
+    """(uint8 RGB capture, dark part mask, lit part mask): one member of a family that moves from a
+    dark room (`step` 0) to a night scene (`step` 1). The right 40 % is a lit room (scikit-image's
+    coffee table with a clipped lamp) exposed 4 stops under at step 0 and 2 at step 1; the left 60 %
+    is the room's darker part, 5 stops under with its texture, fading (by (1 - step) 2^(-4 step) in
+    light) into a featureless black sky (NIGHT_SKY / 4, about 2 code values). The same noise seed at
+    every step."""
+    room = (photo('coffee', max(height, width))[:height, :width].astype(np.float64) / 255.0) ** GAMMA
+    room = np.pad(room, ((0, height - room.shape[0]), (0, width - room.shape[1]), (0, 0)), mode='reflect')
+    dark = np.zeros((height, width), bool)
+    dark[:, :int(0.6 * width)] = True
+    linear = room * 2.0 ** -(4.0 - 2.0 * step)
+    linear[dark] = (1.0 - step) * 2.0 ** -(5.0 + 4.0 * step) * room[dark] + step * NIGHT_SKY / 4
+    rows, cols = np.mgrid[0:height, 0:width]
+    linear[(rows - height / 4.0) ** 2 + (cols - 0.8 * width) ** 2 < (height / 14.0) ** 2] = 1.0
+    return expose(linear, full_well, read_noise, np.random.default_rng(seed)), dark, ~dark
+
+
 def class_scenes(height=160, width=240):
     """({label: (class, uint8 capture)}, {label: sky mask} of the night scenes): the generated scenes
     of the four kinds of dark photo (exposure_checks.CLASSES) that tests/test_photos.py and
@@ -126,3 +144,48 @@ def class_scenes(height=160, width=240):
         scenes['backlit silhouette %d' % seed] = ('backlit', backlit_silhouette(height, width, rng)[0])
         scenes['well exposed %d' % seed] = ('well_exposed', photo(('coffee', 'chelsea')[seed - 3], width)[:height])
     return scenes, skies
+
+
+def dark_clip(frames, height, width, seed=0, gain=0.08, gamma=1.4, full_well=1500.0, read_noise=6.0, pan=1.5,
+              lamp_at=None, cut_at=None, mover=True):
+    """(dark uint8 frames [T,H,W,3], well-lit ground truth [T,H,W,3]): a clip as StableLLVE darkens
+    one, from a well-lit one. The well-lit clip pans across scikit-image's coffee photo (`pan` px a
+    frame), a dark disc crosses it (`mover`), a lamp in its upper left switches on at frame
+    `lamp_at` (the scene's light, ground truth included, rises there and around it) and it cuts to
+    the astronaut at frame `cut_at`. The dark clip is gain x (well-lit linear)^gamma, exposed with
+    new shot and read noise every frame (expose)."""
+    rng = np.random.default_rng(seed)
+    scenes = [(photo(name, 2 * max(height, width)).astype(np.float64) / 255.0) ** GAMMA for name in ('coffee', 'astronaut')]
+    rows, cols = np.mgrid[0:height, 0:width]
+    lamp = 1.0 + 3.0 * np.exp(-((rows - 0.2 * height) ** 2 + (cols - 0.2 * width) ** 2) / (2 * (0.3 * height) ** 2))
+    dark, truth = [], []
+    for index in range(frames):
+        scene = scenes[1 if cut_at is not None and index >= cut_at else 0]
+        left = int(round(pan * index)) % max(1, scene.shape[1] - width)
+        linear = scene[:height, left:left + width].copy()
+        if mover:
+            x = (index * 4) % (width + 40) - 20
+            linear[(rows - height / 2) ** 2 + (cols - x) ** 2 < (height / 8) ** 2] = (0.02, 0.05, 0.1)
+        if lamp_at is not None and index >= lamp_at:
+            linear = np.minimum(linear * lamp[..., None], 1.0)
+        truth.append(np.round(linear ** (1 / GAMMA) * 255).astype(np.uint8))
+        dark.append(expose(gain * linear ** gamma, full_well, read_noise, rng))
+    return np.array(dark), np.array(truth)
+
+
+def write_clip(path, frames, fps=30, lossless=True):
+    """uint8 RGB frames [T,H,W,3] (even sizes) as an H.264 .mp4 at `fps`: lossless 4:4:4 for tests
+    and benchmarks that compare pixels, else video.ENCODER's 4:2:0."""
+    import fractions
+
+    import av
+    with av.open(path, 'w') as output:
+        stream = output.add_stream('libx264', rate=fractions.Fraction(fps).limit_denominator(1001),
+                                   options={'qp': '0'} if lossless else {'crf': '18'})
+        stream.pix_fmt = 'yuv444p' if lossless else 'yuv420p'
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format='rgb24')):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)

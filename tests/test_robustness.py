@@ -83,7 +83,7 @@ def test_hostile_folder(random_checkpoints, hostile, tmp_path, capsys):
     for name, reason in bad.items():
         lines = [line for line in out.splitlines() if line.startswith('failed:') and name in line]
         assert len(lines) == 1 and reason in lines[0], (name, out)
-    assert 'skipped %s: not an image extension' % (folder / 'notes.txt') in out
+    assert 'skipped %s: not an image or clip extension' % (folder / 'notes.txt') in out
     assert out.count('alpha channel dropped') == 1
     assert '%d of %d images enhanced' % (len(good), len(good) + len(bad)) in out
     assert '%d failed' % len(bad) in out

@@ -1,0 +1,184 @@
+"""Clips through evaluate.py (video.py): every frame out at the input's timestamps, H.264 4:2:0, the
+audio copied packet for packet, nothing overwritten, a bad clip one line; a steady exposure that
+still follows a lamp switched on, cuts found, and noise averaged along the motion without ghosts.
+Tiny generated clips (synthetic.dark_clip) and the shipped weights."""
+import csv
+import os
+
+import numpy as np
+import pytest
+
+import evaluate
+import exposure_checks
+import synthetic
+import video
+from conftest import ROOT
+
+FPS = 15
+HEIGHT, WIDTH = 96, 128
+CHECKPOINTS = os.path.join(ROOT, 'checkpoint')
+
+
+def decoded(path):
+    """(frames [T,H,W,3], pts, time base, video codec name, pixel format, [audio packet bytes])."""
+    import av
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        frames, pts = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format='rgb24'))
+            pts.append(frame.pts)
+        name, pix_fmt, time_base = stream.codec_context.name, stream.codec_context.pix_fmt, stream.time_base
+    with av.open(path) as container:
+        audio = [bytes(packet) for packet in container.demux(audio=0) if packet.size] if container.streams.audio else []
+    return np.array(frames), pts, time_base, name, pix_fmt, audio
+
+
+def write_with_audio(path, frames):
+    """A lossless clip with a 1 kHz AAC tone as long as it."""
+    import av
+    with av.open(path, 'w') as output:
+        stream = output.add_stream('libx264', rate=FPS, options={'qp': '0'})
+        stream.pix_fmt, stream.width, stream.height = 'yuv444p', frames.shape[2], frames.shape[1]
+        sound = output.add_stream('aac', rate=44100)
+        samples = np.sin(2 * np.pi * 1000 * np.arange(int(44100 * len(frames) / FPS)) / 44100).astype(np.float32)
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format='rgb24')):
+                output.mux(packet)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format='fltp', layout='mono')
+            chunk.sample_rate, chunk.pts = 44100, start
+            for packet in sound.encode(chunk):
+                output.mux(packet)
+        for encoder in (stream, sound):
+            for packet in encoder.encode():
+                output.mux(packet)
+
+
+@pytest.fixture(scope='module')
+def kind():
+    shipped = evaluate.KinD(CHECKPOINTS)
+    yield shipped
+    shipped.close()
+
+
+@pytest.fixture(scope='module')
+def clips(tmp_path_factory):
+    """{name: (path, dark frames, ground truth)}: a panning clip with audio whose lamp switches on at
+    frame 10 and that cuts at frame 20; a still clip of odd size."""
+    folder = tmp_path_factory.mktemp('clips')
+    dark, truth = synthetic.dark_clip(28, HEIGHT, WIDTH, seed=1, lamp_at=10, cut_at=20)
+    write_with_audio(str(folder / 'lamp.mp4'), dark)
+    still, still_truth = synthetic.dark_clip(16, HEIGHT, WIDTH, seed=2, pan=0.0, mover=False)
+    synthetic.write_clip(str(folder / 'still.mp4'), still, FPS)
+    return {'lamp': (str(folder / 'lamp.mp4'), dark, truth), 'still': (str(folder / 'still.mp4'), still, still_truth)}
+
+
+def test_a_clip_in_gives_a_clip_out_frame_for_frame_with_its_audio(clips, tmp_path, capsys):
+    path, dark, _ = clips['lamp']
+    output = tmp_path / 'out'
+    assert evaluate.main(['--input', path, '--output', str(output), '--checkpoint_dir', CHECKPOINTS,
+                          '--no_progress']) == 0
+    frames, pts, time_base, codec, pix_fmt, audio = decoded(str(output / 'lamp_kindle.mp4'))
+    source_frames, source_pts, source_base, _, _, source_audio = decoded(path)
+    assert frames.shape == dark.shape and pts == source_pts and time_base == source_base
+    assert codec == 'h264' and pix_fmt == 'yuv420p'
+    assert audio == source_audio and len(audio) > 10                       # copied, not re-encoded
+    assert exposure_checks.luminance(frames).mean() > 2 * exposure_checks.luminance(dark).mean()
+    rows = list(csv.DictReader(open(output / 'kindle_ratios.csv')))
+    assert [row['image'] for row in rows] == ['lamp.mp4 shot 1 (frames 0-19)', 'lamp.mp4 shot 2 (frames 20-27)']
+    assert all(row['output'] == 'lamp_kindle.mp4' and row['status'] == 'ok' for row in rows)
+    assert 'images and clips enhanced' in capsys.readouterr().out
+    # nothing overwritten: the second run writes lamp_kindle-1.mp4
+    assert evaluate.main(['--input', path, '--output', str(output), '--checkpoint_dir', CHECKPOINTS,
+                          '--no_progress', '--ratio', '3']) == 0
+    assert sorted(os.listdir(output)) == ['kindle_ratios-1.csv', 'kindle_ratios.csv', 'lamp_kindle-1.mp4',
+                                          'lamp_kindle.mp4']
+
+
+def test_an_unreadable_clip_gets_one_line_and_the_rest_go_on(clips, tmp_path, capsys):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    (folder / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    os.symlink(clips['still'][0], folder / 'still.mp4')
+    output = tmp_path / 'out'
+    assert evaluate.main(['--input', str(folder), '--output', str(output), '--checkpoint_dir', CHECKPOINTS,
+                          '--no_progress']) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith('failed:')]
+    assert len(failed) == 1 and 'broken.mp4' in failed[0] and 'Traceback' not in out
+    assert sorted(os.listdir(output)) == ['kindle_ratios.csv', 'still_kindle.mp4']     # no partial file
+
+
+def test_an_odd_sized_clip_is_padded_by_a_pixel(kind, tmp_path):
+    """97x129 frames (in a lossless FFV1 .mkv, which takes any size) come out 98x130: H.264 4:2:0 needs
+    even sizes, the last row and column repeated."""
+    import av
+    dark = synthetic.dark_clip(6, HEIGHT + 1, WIDTH + 1, seed=3, pan=0.0)[0]
+    source = str(tmp_path / 'odd.mkv')
+    with av.open(source, 'w') as output:
+        stream = output.add_stream('ffv1', rate=FPS)
+        stream.pix_fmt, stream.width, stream.height = 'bgr0', WIDTH + 1, HEIGHT + 1
+        for pixels in dark:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format='rgb24')):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    padded = video.even(dark[0])
+    assert padded.shape == (HEIGHT + 2, WIDTH + 2, 3) and (padded[-1] == padded[-2]).all()
+    assert video.even(padded) is padded
+    destination = str(tmp_path / 'odd_kindle.mp4')
+    video.enhance_clip(kind, source, destination, 3.0)
+    frames = decoded(destination)[0]
+    assert frames.shape == (6, HEIGHT + 2, WIDTH + 2, 3)
+    assert np.abs(frames[:, -1].astype(int) - frames[:, -2]).mean() < 3                 # the repeated row
+
+
+def test_the_gain_filter_steadies_jitter_and_follows_a_step_within_half_a_second():
+    """Metered gains jittering by +-0.2 stop around 4, then a lamp halving them at frame 30 (30 fps):
+    steadied, the frame-to-frame change is under a third of the metered one, and 15 frames after the
+    step the gain is within a tenth of a stop of its new level."""
+    rng = np.random.default_rng(0)
+    metered = np.where(np.arange(60) < 30, 4.0, 2.0) * 2.0 ** rng.uniform(-0.2, 0.2, 60)
+    steady = video.GainFilter(30)
+    gains = np.array([steady(alpha) for alpha in metered])
+    change = {name: np.abs(np.diff(np.log2(values[5:30]))).mean() for name, values in
+              (('metered', metered), ('steady', gains))}
+    assert change['steady'] < change['metered'] / 3, change
+    assert abs(np.log2(gains[45]) - 1.0) < 0.1 and abs(np.log2(gains[29]) - 2.0) < 0.15
+    steady.reset()
+    assert steady(8.0) == pytest.approx(8.0)                     # a cut starts afresh
+
+
+def test_a_clip_is_metered_per_shot_and_follows_its_lamp(kind, clips):
+    """The cut (frame 20) starts a new shot; the lamp switched on at frame 10 lowers the gain, settled
+    half a second (7 frames) later; metered frame by frame the same clip has one shot per cut too."""
+    path = clips['lamp'][0]
+    shots = video.enhance_clip(kind, path, path + '.steady.mp4', 'auto', fit=kind.brightness_fit())
+    assert [shot.first for shot in shots] == [0, 20] and [shot.frames for shot in shots] == [20, 8]
+    gains = np.log(shots[0].alphas)
+    before, after = gains[9], gains[19]
+    assert after < before - 0.4                                  # a brighter scene: less gain
+    assert abs(gains[10 + (FPS + 1) // 2] - after) < 0.25 * (before - after)
+    alone = video.enhance_clip(kind, path, path + '.alone.mp4', 'auto', fit=kind.brightness_fit(), steady=False)
+    assert [shot.first for shot in alone] == [0, 20]
+
+
+def test_noise_is_averaged_along_the_motion_without_ghosts():
+    """The Steadier on a still noisy clip: frame-to-frame change drops to under half; a disc crossing
+    a panning scene leaves no trail (the pixels it left match the well-lit truth as well as
+    elsewhere)."""
+    steadier = video.Steadier()
+    still, _ = synthetic.dark_clip(12, HEIGHT, WIDTH, seed=4, pan=0.0, mover=False)
+    steadied = np.array([steadier.steady(frame / np.float32(255)) for frame in still])
+    change = {name: np.abs(np.diff(frames[4:].astype(np.float64), axis=0)).mean()
+              for name, frames in (('input', still / 255.0), ('steadied', steadied))}
+    assert change['steadied'] < 0.5 * change['input'], change
+    steadier.reset()
+    moving, truth = synthetic.dark_clip(16, HEIGHT, WIDTH, seed=5, gain=0.5, gamma=1.0, full_well=20000,
+                                        read_noise=2)
+    steadied = [steadier.steady(frame / np.float32(255)) for frame in moving]
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    behind = ((rows - HEIGHT / 2) ** 2 + (cols - (15 * 4 - 20 - 8)) ** 2 < (HEIGHT / 10) ** 2)   # just left behind
+    error = np.abs(steadied[15] - moving[15] / 255.0).max(axis=2)
+    assert error[behind].mean() < 2 * error[~behind].mean() + 0.01

@@ -1,0 +1,265 @@
+"""Dark clips through KinD: frames streamed in and out with PyAV (its own ffmpeg), the exposure
+metered per shot and steadied in time, and the capture's noise averaged along the motion so that it
+does not boil (docs/VIDEO.md; no TensorFlow here: `nets` is evaluate.KinD or Beam's SavedModel).
+
+Per frame, in presentation order (ClipEnhancer):
+  1. a cut starts a new shot (Shots: the frame's small luminance thumbnail against the previous one);
+  2. the frame is averaged with the previous average warped onto it by DIS optical flow (OpenCV),
+     where the warp holds: a pixel whose warped neighbourhood differs from its own by more than the
+     noise explains (something moved, appeared or was occluded) keeps the new frame (Steadier);
+  3. this steadied capture is normalised with its shot's statistics (spec 2.1's stretch from the
+     darkest and brightest level the shot has shown so far: a light entering the frame restretches
+     it once, not every frame), and the three nets decompose, restore and relight it;
+  4. --ratio auto meters every frame (exposure.choose) with its shot's scene judgement (the night
+     weight and the lights of its first frame; the LOL regression reads the frame as captured) and
+     steadies the metered gain (GainFilter: a median over the last frames against a single frame's
+     error, then a time constant short enough to follow a lamp switched on within half a second).
+A fixed --ratio is used as it is; --ev scales it in stops as for photos. The audio is copied packet
+by packet; the video is H.264 (yuv420p, the pixel format every player opens) at the input's
+timestamps, an odd width or height padded by one pixel (4:2:0 needs even sizes).
+"""
+import collections
+import math
+import os
+import uuid
+
+import numpy as np
+
+import data
+import exposure
+import pipeline
+
+VIDEO_EXTENSIONS = ('.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm')
+OUTPUT_EXTENSION = '.mp4'
+ENCODER = {'codec': 'libx264', 'pix_fmt': 'yuv420p', 'options': {'crf': '18', 'preset': 'medium', 'rc-lookahead': '10'}}
+# Shots: a cut where the thumbnails' mean absolute difference of normalised luminance exceeds both
+# CUT_DIFFERENCE and CUT_RATIO times its median over the shot's last CUT_HISTORY frames (a steady
+# clip's frames differ by 0.01-0.05, more for a noisy or moving one; a light switched on changes the
+# level, which the normalisation by each thumbnail's mean removes).
+THUMBNAIL = (18, 32)
+CUT_DIFFERENCE, CUT_RATIO, CUT_HISTORY = 0.25, 4.0, 15
+# Steadier: flow on the lifted luminance of a copy at most FLOW_SIDE px wide; the history's weight
+# (at most HISTORY: about 1 / (1 - 0.8) = 5 frames averaged) falls to 0 where the smoothed warped
+# frame differs from the new one by more than MATCH_NOISE times the noise (a 2.5-sigma test).
+FLOW_SIDE = 480
+FLOW_GAMMA = 1 / 2.2
+HISTORY = 0.8
+MATCH_SIGMA = 1.5                      # px: the smoothing of both frames before they are compared
+MATCH_NOISE = (2.5, 4.0)               # sigmas: history kept fully below, dropped above
+NOISE_FLOOR = 1.0 / 255
+# GainFilter: the median of the last MEDIAN_FRAMES metered log gains, then exponential smoothing with
+# time constant EXPOSURE_TAU seconds (after 0.5 s, 1 - e^-3.3 = 96 % of a step).
+MEDIAN_FRAMES = 5
+EXPOSURE_TAU = 0.15
+
+
+def is_clip(path):
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def thumbnail(pixels):
+    """The frame's luminance box-downscaled to about THUMBNAIL, divided by its mean."""
+    factor = max(1, min(math.ceil(pixels.shape[0] / THUMBNAIL[0]), math.ceil(pixels.shape[1] / THUMBNAIL[1])))
+    small = exposure.luminance(data.box_downscale(pixels, factor) / 255.0)
+    return small / max(float(small.mean()), 1e-3)
+
+
+class Shots:
+    """Cut detection: `cut(pixels)` is True on a clip's first frame and where a frame's thumbnail
+    differs from the previous one's by more than CUT_DIFFERENCE and CUT_RATIO times the shot's
+    recent differences (mean absolute, of normalised luminance)."""
+
+    def __init__(self):
+        self.previous, self.differences = None, collections.deque(maxlen=CUT_HISTORY)
+
+    def cut(self, pixels):
+        current = thumbnail(pixels)
+        if self.previous is None or self.previous.shape != current.shape:
+            cut = True
+        else:
+            difference = float(np.abs(current - self.previous).mean())
+            usual = float(np.median(self.differences)) if self.differences else 0.0
+            cut = difference > max(CUT_DIFFERENCE, CUT_RATIO * usual)
+            if not cut:
+                self.differences.append(difference)
+        if cut:
+            self.differences.clear()
+        self.previous = current
+        return cut
+
+
+class Steadier:
+    """The capture averaged along the motion: `steady(image)` of a frame [H,W,3] in [0, 1] is
+    image + w (warped - image), warped the previous result brought onto this frame by DIS flow and
+    w = HISTORY where the warp matches (fading to 0 over MATCH_NOISE sigmas of the frame's noise)."""
+
+    def __init__(self):
+        import cv2
+        self.cv2 = cv2
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.previous = None
+
+    def reset(self):
+        self.previous = None
+
+    def _guide(self, image):
+        """The lifted luminance (uint8) of a copy at most FLOW_SIDE wide, and that copy's factor."""
+        factor = max(1, math.ceil(image.shape[1] / FLOW_SIDE))
+        level = exposure.luminance(data.box_downscale(image, factor)) if factor > 1 else exposure.luminance(image)
+        return (np.clip(level, 0.0, 1.0) ** FLOW_GAMMA * 255).astype(np.uint8), factor
+
+    def steady(self, image):
+        if self.previous is None or self.previous.shape != image.shape:
+            self.previous = image
+            return image
+        cv2 = self.cv2
+        guide, factor = self._guide(image)
+        previous_guide, _ = self._guide(self.previous)
+        flow = self.flow.calc(guide, previous_guide, None)          # where each pixel was in the last frame
+        if factor > 1:
+            flow = cv2.resize(flow, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR) * factor
+        rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+        warped = cv2.remap(self.previous, cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
+        smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
+        difference = np.abs(smooth_new - smooth_old).max(axis=2)
+        noise = max(NOISE_FLOOR, 1.4826 * float(np.median(np.abs(image - smooth_new))) * _blur_gain())
+        weight = HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE))
+        steadied = (image + weight[..., None].astype(np.float32) * (warped - image)).astype(np.float32)
+        self.previous = steadied
+        return steadied
+
+
+def _blur_gain():
+    """How much MATCH_SIGMA's Gaussian shrinks white noise's standard deviation, times sqrt(2) for
+    the difference of two frames: the noise of `difference` per unit of a frame's noise."""
+    return math.sqrt(2.0) / (2.0 * math.sqrt(math.pi) * MATCH_SIGMA)
+
+
+class GainFilter:
+    """A metered gain steadied in time: the median of the last MEDIAN_FRAMES log gains (against a
+    single frame's error), then exponential smoothing with time constant EXPOSURE_TAU seconds."""
+
+    def __init__(self, fps):
+        self.decay = math.exp(-1.0 / (max(fps, 1e-3) * EXPOSURE_TAU))
+        self.gains, self.smoothed = collections.deque(maxlen=MEDIAN_FRAMES), None
+
+    def reset(self):
+        self.gains.clear()
+        self.smoothed = None
+
+    def __call__(self, alpha):
+        self.gains.append(math.log(alpha))
+        median = float(np.median(self.gains))
+        self.smoothed = median if self.smoothed is None else median + self.decay * (self.smoothed - median)
+        return math.exp(self.smoothed)
+
+
+class ClipEnhancer:
+    """A clip's frames through the nets, one by one, with what carries from frame to frame: the
+    shot, its normalisation statistics (its darkest and brightest level so far), the Steadier, the
+    shot's scene judgement and the GainFilter. `steady` False: every frame alone, as a photo (the
+    frame-by-frame baseline)."""
+
+    def __init__(self, nets, ratio, mode, ev, tile_size, fit, fps, steady=True):
+        self.nets, self.ratio, self.mode, self.ev = nets, ratio, mode, ev
+        self.tile_size, self.fit, self.steady = tile_size, fit, steady
+        self.shots, self.steadier, self.gain = Shots(), Steadier() if steady else None, GainFilter(fps)
+        self.levels = self.judgement = None
+
+    def frame(self, pixels):
+        """(enhanced uint8 [H,W,3], exposure, whether a shot starts here) of a frame's pixels."""
+        cut = self.shots.cut(pixels)
+        if cut and self.steady:
+            self.steadier.reset()
+            self.gain.reset()
+            self.levels = self.judgement = None
+        capture = self.steadier.steady(data.to_float(pixels)) if self.steady else pixels
+        low, high = float(capture.min()), float(capture.max())
+        if self.steady and self.levels is not None:
+            low, high = min(low, self.levels[0]), max(high, self.levels[1])
+        self.levels = low, high
+        statistics = data.normalisation(np.array([low, high], np.float32)) if self.steady else \
+            data.normalisation(pixels)
+        stages = None
+        if self.ratio != 'auto':
+            chosen = exposure.Exposure(self.ratio, 'fixed')
+        elif self.steady:
+            metered, stages = pipeline.meter(self.nets, capture, self.mode, self.tile_size, self.fit,
+                                             statistics=statistics, judgement=self.judgement, capture=pixels)
+            self.judgement = self.judgement or (metered.night, metered.lit)
+            chosen = metered.at(self.gain(metered.alpha))
+        else:
+            chosen, stages = pipeline.meter(self.nets, pixels, self.mode, self.tile_size, self.fit)
+        if self.ev:
+            chosen = chosen.at(chosen.alpha * 2.0 ** self.ev)
+        image = data.normalise(capture, statistics)
+        enhanced = pipeline.relight_tiles(self.nets, lambda window: image[window], chosen, self.mode,
+                                          self.tile_size, np.empty(pixels.shape, np.uint8), stages)
+        return enhanced, chosen, cut
+
+
+def even(pixels):
+    """The frame padded by one edge pixel where its height or width is odd (4:2:0 chroma)."""
+    pad = ((0, pixels.shape[0] % 2), (0, pixels.shape[1] % 2), (0, 0))
+    return np.pad(pixels, pad, mode='edge') if any(after for _, after in pad[:2]) else pixels
+
+
+Shot = collections.namedtuple('Shot', 'first frames alphas description')
+
+
+def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0, tile_size=pipeline.DEFAULT_TILE_SIZE,
+                 fit=None, steady=True, progress=None):
+    """Enhance the clip at `source` into `destination` (an .mp4 written through a temporary sibling,
+    never over an existing file) with `nets`; returns [Shot]: each shot's first frame, its frame
+    count, alphas and its first exposure's description. `ratio`: a number or 'auto'; `fit`: the
+    LOL regression (brightness.py) or None; `steady` False: the frame-by-frame baseline.
+    `progress(frames)` is called after each frame. Raises data.ImageError for an unreadable clip."""
+    import av
+    temporary = '%s.tmp-%s%s' % (destination, uuid.uuid4().hex, OUTPUT_EXTENSION)
+    shots, count = [], 0
+    try:
+        with av.open(source) as container, av.open(temporary, 'w') as output:
+            video_in = next(iter(container.streams.video), None)
+            if video_in is None:
+                raise data.ImageError(source, 'no video stream')
+            audio_in = next(iter(container.streams.audio), None)
+            rate = video_in.average_rate or video_in.guessed_rate or 30
+            video_out = output.add_stream(ENCODER['codec'], rate=rate, options=ENCODER['options'])
+            video_out.pix_fmt = ENCODER['pix_fmt']
+            video_out.width, video_out.height = (size + size % 2 for size in (video_in.codec_context.width,
+                                                                               video_in.codec_context.height))
+            video_out.time_base = video_in.time_base
+            audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
+            enhancer = ClipEnhancer(nets, ratio, mode, ev, tile_size, fit, float(rate), steady)
+            for packet in container.demux(*[stream for stream in (video_in, audio_in) if stream is not None]):
+                if packet.stream is audio_in:
+                    if packet.dts is not None:                   # the audio as it is
+                        packet.stream = audio_out
+                        output.mux(packet)
+                    continue
+                for frame in packet.decode():
+                    enhanced, chosen, cut = enhancer.frame(frame.to_ndarray(format='rgb24'))
+                    if cut:
+                        shots.append(Shot(count, 0, [], chosen.describe()))
+                    shots[-1].alphas.append(chosen.alpha)
+                    shots[-1] = shots[-1]._replace(frames=shots[-1].frames + 1)
+                    out = av.VideoFrame.from_ndarray(even(enhanced), format='rgb24')
+                    out.pts, out.time_base = frame.pts, frame.time_base
+                    for encoded in video_out.encode(out):
+                        output.mux(encoded)
+                    count += 1
+                    if progress:
+                        progress(count)
+            for encoded in video_out.encode():
+                output.mux(encoded)
+        if not count:
+            raise data.ImageError(source, 'no video frames')
+        os.replace(temporary, destination)
+    except (av.error.FFmpegError, av.error.InvalidDataError) as error:
+        raise data.ImageError(source, 'not a clip PyAV can read (%s)' % error) from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return shots
