@@ -84,12 +84,9 @@ def draft_factor(height, width):
 
 
 def downscale(array, factor):
-    """An [H,W,C] float32 array box-downscaled by factor (the mean of each factor x factor block), its
-    ragged border edge-padded: [ceil(H/f), ceil(W/f), C]."""
-    height, width, channels = array.shape
-    padded = np.pad(array, ((0, -height % factor), (0, -width % factor), (0, 0)), 'edge')
-    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor, channels)
-    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+    """An [H,W,C] array box-downscaled by factor, its ragged border edge-padded: [ceil(H/f), ceil(W/f), C]."""
+    height, width = array.shape[:2]
+    return data.box_downscale(np.pad(array, ((0, -height % factor), (0, -width % factor), (0, 0)), 'edge'), factor)
 
 
 def on_step(ev):

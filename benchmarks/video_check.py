@@ -90,8 +90,8 @@ def warping_error(levels, inputs):
     return float(np.mean(errors))
 
 
-def decode(path, seconds):
-    """(frames uint8 [T,H,W,3], fps) of a clip's first `seconds`."""
+def decode(path, seconds, count=None):
+    """(frames uint8 [T,H,W,3], fps) of a clip's first `seconds` (or its first `count` frames)."""
     import av
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -99,7 +99,7 @@ def decode(path, seconds):
         frames = []
         for frame in container.decode(stream):
             frames.append(frame.to_ndarray(format='rgb24'))
-            if seconds and len(frames) >= seconds * fps:
+            if (seconds and len(frames) >= seconds * fps) or len(frames) == count:
                 break
     return np.array(frames), fps
 
@@ -174,8 +174,8 @@ def peak_rss(clip, checkpoint_dir, frames=RSS_FRAMES):
     it runs (ru_maxrss would carry this process's own peak over the fork)."""
     with tempfile.TemporaryDirectory() as folder:
         head = os.path.join(folder, 'head.mp4')
-        pixels, fps = decode(clip, frames / 30.0)
-        synthetic.write_clip(head, pixels[:frames], fps, lossless=False)
+        pixels, fps = decode(clip, 0, frames)
+        synthetic.write_clip(head, pixels, fps, lossless=False)
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, os.path.join(ROOT, 'evaluate.py'), '--input', head, '--output',
                                   os.path.join(folder, 'out'), '--checkpoint_dir', checkpoint_dir, '--no_progress'],

@@ -16,28 +16,10 @@ source is missing are reported, one line each, and skipped; a count ends the run
 import argparse
 import csv
 import os
-import subprocess
+
+from photo_set import git_dir, git_file     # the snapshots are read as the photo set's are
 
 CSV_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'video_set.csv')
-
-
-def git_dir(mirrors, repo):
-    """The git directory of the fetched snapshot of `owner/name`, or None."""
-    snapshot = os.path.join(mirrors, repo.replace('/', '+'), 'repo')
-    for candidate in (os.path.join(snapshot, '.git'), snapshot):
-        if os.path.isfile(os.path.join(candidate, 'HEAD')):
-            return candidate
-    return None
-
-
-def git_file(directory, commit, path):
-    """The bytes of `path` at `commit` (or at HEAD when that fails), or None."""
-    for revision in (commit, 'HEAD'):
-        shown = subprocess.run(['git', '--git-dir', directory, 'show', f'{revision}:{path}'],
-                               capture_output=True)
-        if shown.returncode == 0 and shown.stdout:
-            return shown.stdout
-    return None
 
 
 def main():
