@@ -47,11 +47,6 @@ LIGHT_LEVEL, LIGHT_FRACTION = 0.6, 0.001   # ... beside light sources (>= 0.1 % 
 SKY_MAX = 0.08                    # a night sky's output mean stays below this (or its input level)
 
 
-def _gaussian(image, sigma):
-    from skimage.filters import gaussian
-    return gaussian(image, sigma, preserve_range=True, channel_axis=-1 if image.ndim == 3 else None)
-
-
 def central_crop(image, side=FEATURE_MAX_SIDE):
     top, left = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
     return image[top:top + side, left:left + side]
@@ -59,18 +54,23 @@ def central_crop(image, side=FEATURE_MAX_SIDE):
 
 def features(raw):
     """The ten statistics of FEATURE_NAMES of a raw (not normalised) RGB image in [0, 1]."""
-    pixels = np.asarray(central_crop(raw), np.float64) * 255.0
-    luminance = pixels.mean(axis=2)
-    high_pass = np.abs(pixels - _gaussian(pixels, HIGH_PASS_SIGMA))
-    chroma = pixels - luminance[..., None]
-    chroma_high_pass = np.abs(chroma - _gaussian(chroma, HIGH_PASS_SIGMA))
-    level = _gaussian(luminance, BAND_SIGMA)
-    values = [np.log(luminance.mean() + 1e-3), np.log(np.median(high_pass) + 1e-3),
+    pixels = np.asarray(central_crop(raw), np.float32) * 255.0     # float32: 3x faster than float64
+    luminance = (pixels[..., 0] + pixels[..., 1] + pixels[..., 2]) / 3.0
+    signed_high_pass = pixels - data.gaussian(pixels, HIGH_PASS_SIGMA)
+    high_pass = np.abs(signed_high_pass)
+    # chroma = pixels - luminance, and the Gaussian is linear: chroma's high-pass is the pixels' less
+    # their mean over channels
+    chroma_high_pass = np.abs(signed_high_pass - signed_high_pass.mean(axis=2, keepdims=True))
+    level = data.gaussian(luminance, BAND_SIGMA)
+    high, middle = data.percentile(luminance, 99), data.percentile(luminance, 50)
+    values = [np.log(luminance.mean() + 1e-3), np.log(data.percentile(high_pass, 50) + 1e-3),
               np.log(high_pass.mean() + 1e-3), np.log(chroma_high_pass.mean() + 1e-3),
-              np.log(np.percentile(luminance, 99) + 1.0), np.log(np.percentile(luminance, 50) + 1.0)]
-    for low, high in NOISE_BANDS:
-        band = (level >= low) & (level < high)
-        values.append(np.log(high_pass[band].mean() + 1e-2) if band.sum() >= MIN_BAND_PIXELS else np.nan)
+              np.log(high + 1.0), np.log(middle + 1.0)]
+    bands = sum((level >= edge).astype(np.intp) for edge, _ in NOISE_BANDS[1:]).ravel()   # NOISE_BANDS' index
+    counts = np.bincount(bands, minlength=len(NOISE_BANDS))
+    sums = np.bincount(bands, (high_pass[..., 0] + high_pass[..., 1] + high_pass[..., 2]).ravel(), len(NOISE_BANDS))
+    for count, total in zip(counts, sums):
+        values.append(np.log(total / (3 * count) + 1e-2) if count >= MIN_BAND_PIXELS else np.nan)
     return np.array(values, np.float64)
 
 
@@ -151,7 +151,7 @@ class GlobalScene:
         self.bright = luminance >= np.percentile(luminance, 100 - BRIGHT_PERCENT)
         self.bright_mean = float(luminance[self.bright].mean())
         self.clipped = float((raw.max(axis=2) >= 1.0).mean())
-        dark = _gaussian(luminance, SKY_SIGMA) < SKY_LEVEL
+        dark = data.gaussian(luminance, SKY_SIGMA) < SKY_LEVEL
         self.night = bool(dark.mean() >= NIGHT_SKY_FRACTION and (luminance >= LIGHT_LEVEL).mean() >= LIGHT_FRACTION)
         self.sky = dark if self.night else None
         self.sky_mean = float(luminance[dark].mean()) if self.night else None

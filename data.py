@@ -5,6 +5,7 @@ import os
 import random
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -126,18 +127,67 @@ def normalise(image, statistics=None):
     return ((to_float(image) - low) / span).astype(np.float32)
 
 
+def as_float(array):
+    """An array as float32 if it is float32 (the fast path of the metering's filters), else float64."""
+    array = np.asarray(array)
+    return array if array.dtype in (np.float32, np.float64) else array.astype(np.float64)
+
+
+PERCENTILE_SAMPLE, PERCENTILE_WINDOW = 4096, 0.03   # percentile: the sample, and the window around its q
+
+
+def percentile(array, q):
+    """np.percentile(array, q) (its linear method) of a non-empty array, equal to it, in a third of
+    its time on large arrays: np.percentile partitions the whole array, this only the values
+    between two sampled quantiles q +- PERCENTILE_WINDOW that hold the rank (else the whole)."""
+    values = np.asarray(array).ravel()
+    position = q / 100.0 * (values.size - 1)
+    rank = int(position)
+    ranks = [rank, rank + 1] if position > rank else [rank]
+    below, window = 0, values
+    if values.size > 8 * PERCENTILE_SAMPLE:
+        sample = np.sort(values[::values.size // PERCENTILE_SAMPLE])
+        edges = np.clip(np.array([q / 100.0 - PERCENTILE_WINDOW, q / 100.0 + PERCENTILE_WINDOW]), 0.0, 1.0)
+        low, high = sample[np.round(edges * (sample.size - 1)).astype(int)]
+        inside = (values >= low) & (values <= high)
+        below = int(np.count_nonzero(values < low))
+        if below <= ranks[0] and ranks[-1] < below + int(np.count_nonzero(inside)):
+            window = values[inside]
+        else:
+            below = 0
+    partitioned = np.partition(window, [r - below for r in ranks])
+    result = partitioned[ranks[0] - below]
+    return result if len(ranks) == 1 else result + (position - rank) * (partitioned[ranks[1] - below] - result)
+
+
+def box_mean(array, size):
+    """scipy.ndimage.uniform_filter(array, size, mode='nearest') of a 2-D array (as_float), by OpenCV
+    (equal to 1e-12 in float64, 3x faster)."""
+    return cv2.blur(as_float(array), (size, size), borderType=cv2.BORDER_REPLICATE)
+
+
+def gaussian(array, sigma):
+    """scipy.ndimage.gaussian_filter(array, sigma, mode='nearest') (truncated at 4 sigma, as
+    skimage.filters.gaussian) of a 2-D array or of each channel of an [h,w,c] one (as_float), by
+    OpenCV (equal to 1e-12 in float64, 2-3x faster; 5x in float32)."""
+    size = 2 * int(4.0 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(as_float(array), (size, size), sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
 def box_downscale(array, factor):
     """Mean over factor x factor blocks of an [H,W,C] array (the ragged border dropped), float32;
-    the array itself for 1. Summed over bands of rows, so a uint8 photo is never copied whole."""
+    the array itself for 1. OpenCV's area resize (an integer factor's block mean, 5-20x numpy's
+    reshaped mean), over bands of rows, so a uint8 photo is never copied whole."""
     if factor == 1:
         return array
     height, width = array.shape[0] // factor, array.shape[1] // factor
     result = np.empty((height, width, array.shape[2]), np.float32)
     band = max(1, BAND_ROWS // factor)
-    for top in range(0, height, band):
-        rows = array[top * factor:min(top + band, height) * factor, :width * factor]
-        blocks = rows.reshape(rows.shape[0] // factor, factor, width, factor, -1)
-        result[top:top + band] = blocks.mean(axis=(1, 3), dtype=np.float64)
+    for top in range(0, height if width else 0, band):
+        bottom = min(top + band, height)
+        rows = np.ascontiguousarray(array[top * factor:bottom * factor, :width * factor], np.float32)
+        result[top:bottom] = cv2.resize(rows, (width, bottom - top), interpolation=cv2.INTER_AREA).reshape(
+            bottom - top, width, -1)
     return result
 
 

@@ -117,28 +117,27 @@ LIT_GATE = (20.0, 40.0)               # a pixel this bright (code values) is nev
 
 
 def luminance(raw):
-    """Rec. 709 luminance [h,w] of RGB [h,w,3] in [0, 1]."""
-    return np.asarray(raw, np.float64) @ np.array(REC709)
+    """Rec. 709 luminance [h,w] of RGB [h,w,3] (float32 for float32, else float64)."""
+    raw = data.as_float(raw)
+    return REC709[0] * raw[..., 0] + REC709[1] * raw[..., 1] + REC709[2] * raw[..., 2]
 
 
 def smoothstep(x):
+    """3 x^2 - 2 x^3 of x clipped to [0, 1], in x's float type (in place where x is a new array)."""
     x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    result = x * -2.0
+    result += 3.0
+    result *= x
+    result *= x
+    return result
 
 
 def ramp(x, edges):
-    """0 below edges[0], 1 above edges[1], a smoothstep between."""
-    return smoothstep((np.asarray(x, np.float64) - edges[0]) / (edges[1] - edges[0]))
-
-
-def box_mean(array, size):
-    from scipy.ndimage import uniform_filter
-    return uniform_filter(array, size, mode='nearest')
-
-
-def gaussian(array, sigma):
-    from scipy.ndimage import gaussian_filter
-    return gaussian_filter(array, sigma, mode='nearest')
+    """0 below edges[0], 1 above edges[1], a smoothstep between (float32 for float32, else float64)."""
+    low, high = float(edges[0]), float(edges[1])
+    position = data.as_float(x) - low
+    position *= 1.0 / (high - low)
+    return smoothstep(position)
 
 
 class Exposure:
@@ -195,15 +194,26 @@ class AdjustmentResponse:
     def at_alpha(self, alpha):
         """F(RESPONSE_LEVELS, alpha): every level's output at one constant ratio."""
         log_alpha = float(np.clip(math.log(alpha), self.log_alphas[0], self.log_alphas[-1]))
-        return np.array([np.interp(log_alpha, self.log_alphas, row) for row in self.table])
+        return _interp_rows(np.full(len(self.table), log_alpha), self.log_alphas, self.table)
 
     def log_ratios(self, targets):
         """log a per RESPONSE_LEVELS level that brings it to targets[level] (clamped to the range)."""
-        return np.array([np.interp(t, row, self.log_alphas) for row, t in zip(self.table, targets)])
+        return _interp_rows(np.asarray(targets, np.float64), self.table, self.log_alphas)
 
     def reached(self, log_ratios):
         """F(RESPONSE_LEVELS, exp(log_ratios)): what each level is brought to by its ratio."""
-        return np.array([np.interp(a, self.log_alphas, row) for row, a in zip(self.table, log_ratios)])
+        return _interp_rows(np.asarray(log_ratios, np.float64), self.log_alphas, self.table)
+
+
+def _interp_rows(x, xp, fp):
+    """np.interp(x[r], xp[r], fp[r]) for every row r at once: x [r], xp and fp [r,m] or [m] (one grid
+    for every row), xp increasing along m. np.interp's own loop over rows took 40 calls a curve."""
+    xp, fp = np.broadcast_to(xp, (len(x), np.shape(xp)[-1])), np.broadcast_to(fp, (len(x), np.shape(fp)[-1]))
+    rows = np.arange(len(x))
+    upper = np.clip((xp <= x[:, None]).sum(axis=1), 1, xp.shape[1] - 1)
+    low, high = xp[rows, upper - 1], xp[rows, upper]
+    fraction = np.clip((x - low) / (high - low), 0.0, 1.0)
+    return fp[rows, upper - 1] + fraction * (fp[rows, upper] - fp[rows, upper - 1])
 
 
 class Darkness:
@@ -226,16 +236,17 @@ class Darkness:
         codes = luminance(small)
         side = max(codes.shape)
         box = max(3, int(round(BOX_FRACTION * side)) | 1)
-        level = box_mean(codes, box)
-        peak = box_mean(small.max(axis=2), box)                 # a deep colour is not empty
-        above_black = peak - float(np.percentile(peak, 0.5))
-        content = float(np.percentile(level, LIT_PERCENTILE))         # the lit content's level
+        level = data.box_mean(codes, box)
+        brightest = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])
+        peak = data.box_mean(brightest, box)                          # a deep colour is not empty
+        above_black = peak - float(data.percentile(peak, 0.5))
+        content = float(data.percentile(level, LIT_PERCENTILE))      # the lit content's level
         fine, coarse = (max(0.5, fraction * side) for fraction in BAND_FRACTIONS)
-        band = gaussian(codes, fine) - gaussian(codes, coarse)
-        detail = np.sqrt(np.maximum(gaussian(band ** 2, box / 2.5), 0.0))     # its RMS over about a region
+        band = data.gaussian(codes, fine) - data.gaussian(codes, coarse)
+        detail = np.sqrt(np.maximum(data.gaussian(band ** 2, box / 2.5), 0.0))     # its RMS over about a region
         self.noise = self._noise(codes, above_black, detail)
         snr = detail / max(self.noise * _band_gain(fine, coarse), DETAIL_FLOOR)
-        self.lights = float(np.percentile(codes, LIGHTS_PERCENTILE)) / 255.0
+        self.lights = float(data.percentile(codes, LIGHTS_PERCENTILE)) / 255.0
         self.lit = float(ramp(self.lights, NIGHT_LIGHTS))
         stops = self.lit * np.array(EMPTY_STOPS[0]) + (1.0 - self.lit) * np.array(EMPTY_STOPS[1])
         below = ramp(np.log2((content + 1.0) / (level + 1.0)), stops)
@@ -257,9 +268,9 @@ class Darkness:
         dark = above_black < UNLIT_LEVEL[0]
         if dark.sum() < 50:
             return NOISE_FLOOR
-        flat = dark & (detail <= np.percentile(detail[dark], 20))
-        high_pass = (codes - gaussian(codes, 1.0))[flat]
-        spread = 1.4826 * float(np.median(np.abs(high_pass - np.median(high_pass))))
+        flat = dark & (detail <= data.percentile(detail[dark], 20))
+        high_pass = (codes - data.gaussian(codes, 1.0))[flat]
+        spread = 1.4826 * float(data.percentile(np.abs(high_pass - data.percentile(high_pass, 50)), 50))
         return max(NOISE_FLOOR, spread)
 
     def keep_at(self, window, shape):
@@ -275,6 +286,9 @@ def resample(grid_map, window, shape):
     for axis, (part, length) in enumerate(zip(window, shape[:2])):
         start, stop, _ = part.indices(length)
         grid = grid_map.shape[axis]
+        if grid == length:                      # the map has the image's pixels on this axis
+            result = result[start:stop] if axis == 0 else result[:, start:stop]
+            continue
         position = np.clip((np.arange(start, stop) + 0.5) * grid / length - 0.5, 0, grid - 1)
         low = np.floor(position).astype(int)
         high = np.minimum(low + 1, grid - 1)
@@ -290,7 +304,7 @@ def _band_gain(fine, coarse):
     size = 2 * int(4 * coarse + 1) + 1
     impulse = np.zeros((size, size))
     impulse[size // 2, size // 2] = 1.0
-    return float(np.sqrt(((gaussian(impulse, fine) - gaussian(impulse, coarse)) ** 2).sum()))
+    return float(np.sqrt(((data.gaussian(impulse, fine) - data.gaussian(impulse, coarse)) ** 2).sum()))
 
 
 class ToneCurve(Exposure):
@@ -344,7 +358,11 @@ class ToneCurve(Exposure):
         """The adjusted illumination I-hat the net gives for I under this curve's map, predicted
         pointwise from the response (what choose meters with)."""
         log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
-        return np.interp(log_level, self.response.log_levels, self.response.reached(self._log_ratios))
+        return np.interp(log_level, self.response.log_levels, self.reached())
+
+    def reached(self):
+        """I-hat at RESPONSE_LEVELS: T through the response (T itself where the response reaches it)."""
+        return self.response.reached(self._log_ratios)
 
     def ratio_map(self, illumination):
         if self.dark == 1 and not (self.toe and self.hold):
@@ -352,15 +370,22 @@ class ToneCurve(Exposure):
         log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
         return np.exp(np.interp(log_level, self.response.log_levels, self._log_ratios)).astype(np.float32)
 
-    def compose(self, output, image, window, shape):
-        """The nets' output where the input holds something; in the empty dark at most `rise` above
-        the normalised input (a bright pixel, LIT_GATE, is never held): output - keep relu(output -
-        image - rise)."""
+    def held(self, image, window, shape):
+        """How firmly each pixel of `window` is held [h,w,1] (the empty dark's keep, except where the
+        normalised input `image` there is bright: LIT_GATE), or None where nothing is."""
         if self.darkness is None or not self.darkness.empty:
-            return output
+            return None
         lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
-        keep = (self.darkness.keep_at(window, shape) * lit)[..., None]
-        return (output - keep * np.maximum(output - image - self.rise, 0.0)).astype(np.float32)
+        return (self.darkness.keep_at(window, shape) * lit)[..., None]
+
+    def compose(self, output, image, window, shape, held=None):
+        """The nets' output where the input holds something; in the empty dark at most `rise` above
+        the normalised input: output - held relu(output - image - rise), `held` as self.held (given
+        where it was computed once for many outputs of the same window)."""
+        held = self.held(image, window, shape) if held is None else held
+        if held is None:
+            return output
+        return (output - held * np.maximum(output - image - self.rise, 0.0)).astype(np.float32)
 
     def at(self, alpha):
         return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.night, self.lit,
@@ -407,18 +432,22 @@ class Scene:
         self.raw, self.luminance = raw, luminance(raw)
         self.mean = float(self.luminance.mean())
         self.clipped = float((raw.max(axis=2) >= 1.0).mean())
-        self.bright = self.luminance >= np.percentile(self.luminance, 100 - BRIGHT_PERCENT)
+        self.bright = self.luminance >= data.percentile(self.luminance, 100 - BRIGHT_PERCENT)
         self.bright_mean = float(self.luminance[self.bright].mean())
         box = max(3, int(round(15 * scale)) | 1)
-        self.black = box_mean(self.luminance, box) < BLACK_LEVEL
+        self.black = data.box_mean(self.luminance, box) < BLACK_LEVEL
+        self.black_level = float(self.luminance[self.black].mean()) if self.black.any() else 0.0
         self.keep = darkness.keep_at((slice(None), slice(None)), self.luminance.shape)
         self.unmetered = np.maximum(self.keep, self.black)
         self.shadows = (self.luminance < SHADOW_LEVEL) & (self.unmetered < 0.5)
+        self._weights = {}
 
     def weights(self, night):
         """The metered weights [h,w] at a night weight: 1, less `night` on the unmetered part."""
-        weights = 1.0 - night * self.unmetered
-        return weights if weights.sum() > 1e-3 * weights.size else np.ones_like(weights)
+        if night not in self._weights:
+            weights = 1.0 - night * self.unmetered
+            self._weights[night] = weights if weights.sum() > 1e-3 * weights.size else np.ones_like(weights)
+        return self._weights[night]
 
     def metered(self, values, night):
         """The metered mean of per-pixel `values` [h,w] or [h,w,3] at a night weight."""
@@ -430,41 +459,54 @@ class Scene:
         return float((values * weights).sum() / weights.sum())
 
 
-def predicted_output(curve, image, stages, gray_weight, mode):
-    """The output (float [h,w,3]) of the nets under `curve` predicted from a copy's normalised
-    image and stages: I-hat = T(I) through the response, then `mode` as evaluate.relight_outputs."""
-    adjusted = curve.adjusted(stages['illumination'])
-    enhanced = stages['restored'] * adjusted
-    if mode == 'plain':
-        return enhanced
-    illumination = stages['illumination']
-    return illumination * image + (1.0 - illumination) * enhanced * gray_weight
+class Prediction:
+    """The nets' output (float32 [h,w,3]) under any curve, predicted from a copy's normalised image
+    and stages: I-hat = T(I) through the response (ToneCurve.adjusted), then `mode` as
+    evaluate.relight_outputs, linear in I-hat: base + gain I-hat. What no curve changes (where each
+    I falls between RESPONSE_LEVELS, base and gain) is computed once."""
+
+    def __init__(self, image, stages, gray_weight, mode):
+        illumination = stages['illumination'][..., 0]
+        log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
+        position = np.interp(log_level, np.log(RESPONSE_LEVELS), np.arange(len(RESPONSE_LEVELS)))
+        self.index = np.minimum(position.astype(int), len(RESPONSE_LEVELS) - 2)
+        self.fraction = (position - self.index).astype(np.float32)
+        if mode == 'plain':
+            self.base, self.gain = np.float32(0.0), stages['restored']
+        else:
+            self.base = stages['illumination'] * image
+            self.gain = ((1.0 - stages['illumination']) * stages['restored'] * gray_weight).astype(np.float32)
+
+    def __call__(self, curve):
+        reached = curve.reached().astype(np.float32)
+        low = reached[self.index]
+        adjusted = low + self.fraction * (reached[self.index + 1] - low)
+        return self.base + self.gain * adjusted[..., None]
 
 
 def gray_trick_weight(reflectance):
     """w = min(sqrt(2 gaussian_3(rgb2gray(R))), 1): the released evaluate.py's gray trick, [h,w,1]."""
     gray = np.asarray(reflectance, np.float64) @ np.array(SKIMAGE_GRAY)
-    return np.minimum(np.sqrt(2.0 * gaussian(gray, GRAY_TRICK_SIGMA)), 1.0)[..., None]
+    return np.minimum(np.sqrt(2.0 * data.gaussian(gray, GRAY_TRICK_SIGMA)), 1.0)[..., None]
 
 
 MEASURES = ('excess', 'mean', 'shadow', 'clipped', 'black_rise', 'black_limit', 'bright')
 
 
-def measures(scene, output, curve, target):
-    """Per candidate curve and its output: the metered mean's excess over `target(weight)` (the
-    exposure target at the curve's effective night weight), the mean, the shadows' mean, the
-    clipped share, the near-black part's rise and its limit (held, or guarded), the mean of the
-    input's brightest tenth; as MEASURES."""
+def measures(scene, output, curve, metered, goal):
+    """Per candidate curve and its output: the `metered(level, values)` mean's excess over `goal`
+    (the exposure target at the photo's night weight), the mean, the shadows' mean, the clipped
+    share, the near-black part's rise and its limit (held, or guarded), the mean of the input's
+    brightest tenth; as MEASURES."""
     pixels = data.to_uint8(output)
-    values = pixels / 255.0
+    values = pixels * np.float32(1.0 / 255.0)
     level = luminance(values)
-    weight = curve.night
-    metered, goal = target(weight)
     shadow = level[scene.shadows].mean() if scene.shadows.any() else 0.0
-    rise = (level - scene.luminance)[scene.black].mean() if scene.black.any() else 0.0
+    rise = level[scene.black].mean() - scene.black_level if scene.black.any() else 0.0
     limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, BLACK_GUARD / curve.lit if curve.lit else np.inf]
-    return (metered(level, values, weight) - goal, level.mean(), shadow, (pixels.max(axis=2) == 255).mean(), rise,
-            min(limits), level[scene.bright].mean())
+    clipped = np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) == 255
+    return (metered(level, values) - goal, level.mean(), shadow, clipped.mean(), rise, min(limits),
+            level[scene.bright].mean())
 
 
 def _first_crossing(log_alphas, values, level):
@@ -510,22 +552,33 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
         where the LOL regression applies the mean over channels to its prediction (blended to 18 %
         grey with the night weight)."""
         if predicted is None:
-            return (lambda level, values, weight: scene.metered(level, weight),
+            return (lambda level, values: scene.metered(level, weight),
                     exposure_target(scene.metered(scene.luminance, weight)) - TARGET_TOLERANCE)
         blended = (1.0 - weight) * predicted + weight * MID_GREY
-        return (lambda level, values, weight: scene.metered(values, weight),
+        return (lambda level, values: scene.metered(values, weight),
                 exposure_target(scene.metered(raw, weight), blended) - TARGET_TOLERANCE)
 
     shape = dict(tone_shape(scene.mean), night=darkness.night, lit=darkness.lit, darkness=darkness)
     if scene.black.any():
-        shape['toe'] = float(np.percentile(stages['illumination'][..., 0][scene.black], TOE_PERCENTILE))
+        shape['toe'] = float(data.percentile(stages['illumination'][..., 0][scene.black], TOE_PERCENTILE))
     log_alphas = np.linspace(math.log(ALPHA_RANGE[0]), math.log(ALPHA_RANGE[1]), METER_GRID)
     whole = (slice(None), slice(None))
 
+    metered, goal = target(darkness.night)
+    prediction = Prediction(image, stages, gray_weight, mode)
+    held = ToneCurve(1.0, response=response, **shape).held(image, whole, scene.luminance.shape)
+    renders = {}                                  # log alpha -> the measures of the nets' own output
+
     def measured(log_alpha, shape, rendered=False):
+        if rendered and log_alpha in renders:
+            return renders[log_alpha]
         curve = ToneCurve(math.exp(log_alpha), response=response, **shape)
-        output = render(curve) if rendered else predicted_output(curve, image, stages, gray_weight, mode)
-        return measures(scene, curve.compose(output, image, whole, scene.luminance.shape), curve, target)
+        output = curve.compose(render(curve) if rendered else prediction(curve), image, whole, scene.luminance.shape,
+                               held)
+        values = measures(scene, output, curve, metered, goal)
+        if rendered:
+            renders[log_alpha] = values
+        return values
 
     table = np.array([measured(a, shape) for a in log_alphas])
     if table[-1, 0] < 0 and shape['dark'] < 1:    # the shoulder holds it down: lift it all

@@ -17,8 +17,9 @@ depend on the weights' values.
 --rows cost (issue 32), all in one process with evaluate.py's path (`KinD.enhance_pixels` on uint8
 pixels, --precision auto): seconds per megapixel at a fixed ratio for 600x400 (the LOL image),
 12 MP and 50 MP (the LOL image tiled, new noise), and their ratio to 600x400's; then `--ratio auto`
-against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py),
-alternated, --cost_repeats times. The 50 MP photo's peak RSS through `python evaluate.py` in a
+against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py):
+each photo both ways in turn, --cost_repeats times, per-photo medians summed (this 2-core machine
+has slow spells that alternating whole sets let hit one rule only: set ratios moved 1.05-1.26x). The 50 MP photo's peak RSS through `python evaluate.py` in a
 fresh process: `python benchmarks/benchmark_memory.py --sizes 50`.
 """
 import argparse
@@ -156,9 +157,9 @@ def cost_run(args):
     small = tiled_photo(400, 600)
     kind.enhance_pixels(small, evaluate.DEFAULT_RATIO)                    # warm-up
     rows = []
-    for label, (height, width), repeats in (('600x400', (400, 600), args.cost_repeats * 4),
-                                            ('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
-                                            ('50 MP (8000x6250)', (6250, 8000), 1)):
+    for label, (height, width), repeats in () if args.sets_only else (
+            ('600x400', (400, 600), args.cost_repeats * 4), ('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
+            ('50 MP (8000x6250)', (6250, 8000), 1)):
         photo = tiled_photo(height, width)
         times = []
         for _ in range(repeats):
@@ -179,14 +180,14 @@ def cost_run(args):
         if not paths:
             continue
         photos = [data.read_pixels(path)[0] for path in paths]
-        totals = {'fixed': [], 'auto': []}
-        for _ in range(args.cost_repeats):
-            for rule, ratio in (('fixed', evaluate.DEFAULT_RATIO), ('auto', 'auto')):
-                start = time.perf_counter()
-                for photo in photos:
+        seconds = np.empty((2, len(photos), args.cost_repeats))       # (fixed, auto) x photo x repeat
+        for repeat in range(args.cost_repeats):
+            for index, photo in enumerate(photos):                    # each photo both ways in turn: a
+                for rule, ratio in enumerate((evaluate.DEFAULT_RATIO, 'auto')):   # slow spell hits both
+                    start = time.perf_counter()
                     kind.enhance_pixels(photo, ratio)
-                totals[rule].append(time.perf_counter() - start)
-        fixed, auto = float(np.median(totals['fixed'])), float(np.median(totals['auto']))
+                    seconds[rule, index, repeat] = time.perf_counter() - start
+        fixed, auto = np.median(seconds, axis=2).sum(axis=1)          # per-photo medians, summed
         print('| %s (%d) | %.2f | %.2f | %.2fx |' % (label, len(photos), fixed, auto, auto / fixed), flush=True)
     return 0
 
@@ -202,6 +203,7 @@ def main():
     parser.add_argument('--rows', choices=('structure', 'cost'), default='structure',
                         help='structure: ours against the released structure (default); cost: issue 32\'s rows')
     parser.add_argument('--cost_repeats', type=int, default=3, help='cost: repeats of each timing (default 3)')
+    parser.add_argument('--sets_only', action='store_true', help='cost: only --ratio auto against fixed, not the sizes')
     parser.add_argument('--set', default=os.path.join(DATA_ROOT, '.photo_set'), help='cost: the check set (photo_set.py)')
     parser.add_argument('--code', help='cost: the repository checkout whose code is measured (default this one)')
     args = parser.parse_args()

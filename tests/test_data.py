@@ -161,3 +161,27 @@ def test_authors_split_takes_the_slices_and_refuses_too_few_pairs():
     assert train == list(range(466)) and len(samples) == 13 and samples[0] == ('467', 467)
     with pytest.raises(utils.UserError, match='needs >= 480 pairs, root/our485 has 479'):
         data.split_for_authors('root', names[:479], pairs[:479], slice(0, 466), slice(467, 480))
+
+
+def test_the_metering_filters_equal_scipys_and_numpys():
+    """data.gaussian and box_mean (OpenCV) against scipy.ndimage with mode 'nearest', in float64 and
+    float32; data.percentile (one partition of a window) against np.percentile, with ties."""
+    from scipy.ndimage import gaussian_filter, uniform_filter
+    rng = np.random.default_rng(3)
+    image = rng.random((61, 83)) * 255
+    for sigma in (0.5, 1.0, 1.875, 7.5):
+        np.testing.assert_allclose(data.gaussian(image, sigma), gaussian_filter(image, sigma, mode='nearest'),
+                                   atol=1e-9)
+        single = data.gaussian(image.astype(np.float32), sigma)
+        assert single.dtype == np.float32
+        np.testing.assert_allclose(single, gaussian_filter(image, sigma, mode='nearest'), atol=2e-3)
+    colour = rng.random((20, 30, 3))
+    np.testing.assert_allclose(data.gaussian(colour, 2.0), gaussian_filter(colour, (2.0, 2.0, 0), mode='nearest'),
+                               atol=1e-12)
+    np.testing.assert_allclose(data.box_mean(image, 15), uniform_filter(image, 15, mode='nearest'), atol=1e-9)
+    for size in (1, 2, 5, 40_000, 300_000):
+        for values in (rng.random(size).astype(np.float32), np.round(rng.random(size) * 3)):
+            for q in (0, 0.5, 20, 50, 99, 99.5, 100):
+                assert data.percentile(values, q) == pytest.approx(np.percentile(values, q), rel=1e-6, abs=1e-9)
+    sorted_values = np.sort(rng.random(300_000))                  # a strided sample of an ordered array
+    assert data.percentile(sorted_values, 50) == np.percentile(sorted_values, 50)

@@ -251,10 +251,10 @@ def test_the_predicted_output_is_the_nets_within_a_level_or_two(shipped, enhance
         image = data.normalise(pixels)
         stages = shipped.decompose(image)
         chosen = enhanced[label][1]
-        gray = exposure.gray_trick_weight(stages['reflectance'])
+        prediction = exposure.Prediction(image, stages, exposure.gray_trick_weight(stages['reflectance']), 'fusion')
         for alpha in (1.0, 4.0, 16.0):
             curve = chosen.at(alpha)
-            predicted = exposure.predicted_output(curve, image, stages, gray, 'fusion')
+            predicted = prediction(curve)
             nets = shipped.relight(image, stages, exposure.ToneCurve(
                 alpha, curve.white, curve.slope, curve.dark, curve.response, night=curve.night, lit=curve.lit,
                 toe=curve.toe))
@@ -365,11 +365,11 @@ def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of
     stages = {'reflectance': raw, 'illumination': exposure.luminance(raw)[..., None], 'restored': raw}
     predicted = []
 
-    def capped_output(curve, image, stages, gray_weight, mode):  # a gentle gain, highlights capped
+    def capped_output(prediction, curve):                          # a gentle gain, highlights capped
         output = np.minimum(raw * curve.alpha ** 0.1, 0.95)
         predicted.append(exposure.luminance(output)[:, :20].mean())
         return output
-    monkeypatch.setattr(exposure, 'predicted_output', capped_output)
+    monkeypatch.setattr(exposure.Prediction, '__call__', capped_output)
     chosen = exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0)
     assert max(predicted) < 0.98 - exposure.NOT_DARKER                    # the floor is out of reach
     assert 1.0 < chosen.alpha < 3.0, chosen.describe()
