@@ -622,7 +622,23 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
     if chosen > floor and not feasible(measured(chosen, shape, rendered)):   # the last feasible alpha, bisected
         inside = [a for a, values in zip(log_alphas, table) if floor <= a < chosen and feasible(values)]
         low, high = (inside[-1] if inside else floor), chosen
-        for _ in range(METER_REFINE):
+        resolution = (high - low) / 2 ** METER_REFINE
+        if rendered:
+            # bisected first on the prediction less its bias at `high` (the nets' own output there
+            # less the predicted one), then the bracket found confirmed on the nets' own output: 2
+            # renders where it holds, not METER_REFINE
+            nets, model = np.array(measured(high, shape, True)), np.array(measured(high, shape))
+            bias = np.zeros_like(nets)
+            finite = np.isfinite(nets) & np.isfinite(model)
+            bias[finite] = nets[finite] - model[finite]
+            guess = [low, high]
+            for _ in range(METER_REFINE):
+                middle = 0.5 * (guess[0] + guess[1])
+                guess[not feasible(np.array(measured(middle, shape)) + bias)] = middle
+            for probe in guess:
+                if low < probe < high:
+                    low, high = (probe, high) if feasible(measured(probe, shape, True)) else (low, probe)
+        while high - low > resolution * (1 + 1e-9):
             middle = 0.5 * (low + high)
             low, high = (middle, high) if feasible(measured(middle, shape, rendered)) else (low, middle)
         chosen = low

@@ -356,6 +356,31 @@ def metered_by(raw, reflectance, predict=None):
                            render), render
 
 
+def test_the_bounds_bisection_is_guided_by_the_predictions_bias():
+    """Where the nets' output is brighter than the predicted one (by 3 %), the target met on it
+    exceeds the mean's ceiling (the predicted mean there) and alpha is bisected down: first on the
+    prediction less its bias, then confirmed on the nets' own output, so 2 renders do what 6 did;
+    the alpha is the last feasible one on the nets' own output within the bisection's resolution."""
+    rng = np.random.default_rng(0)
+    raw = np.clip(0.06 + 0.04 * rng.random((48, 64, 3)) + np.linspace(0, 0.05, 64)[None, :, None], 0, 1)
+    illumination = exposure.luminance(raw)[..., None]
+    stages = {'reflectance': raw, 'illumination': illumination, 'restored': np.ones_like(raw)}
+    renders = []
+
+    def render(curve):
+        renders.append(curve.alpha)
+        return np.minimum(1.0, 1.03 * curve.adjusted(illumination) * np.ones_like(raw))
+    chosen = exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain', None, render)
+    assert len(renders) <= exposure.TARGET_REFINE + 3, renders          # a plain bisection: + 7
+    goal = exposure.exposure_target(exposure.luminance(raw).mean()) - exposure.TARGET_TOLERANCE
+
+    def rendered_mean(alpha):
+        return exposure.luminance(data.to_uint8(render(chosen.at(alpha))) / 255.0).mean()
+    step = math.exp(math.log(exposure.ALPHA_RANGE[1] / exposure.ALPHA_RANGE[0]) / (exposure.METER_GRID - 1)
+                    / 2 ** exposure.METER_REFINE)                        # the bisection's resolution
+    assert rendered_mean(chosen.alpha) <= goal < rendered_mean(chosen.alpha * step * 1.01)
+
+
 def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of_reach(monkeypatch):
     """choose on a bright photo whose outputs top their highlights at 0.95, below the input's 0.98:
     its never-darker floor is met within a level of 0.95 and alpha stays moderate (with the floor at
