@@ -273,6 +273,14 @@ class Darkness:
         spread = 1.4826 * float(data.percentile(np.abs(high_pass - data.percentile(high_pass, 50)), 50))
         return max(NOISE_FLOOR, spread)
 
+    def held(self, image, window, shape):
+        """How firmly each pixel of `window` is held [h,w,1] (keep, except where the normalised input
+        `image` there is bright: LIT_GATE), or None where nothing is empty."""
+        if not self.empty:
+            return None
+        lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
+        return (self.keep_at(window, shape) * lit)[..., None]
+
     def keep_at(self, window, shape):
         """keep bilinearly resampled at the pixels of `window` (rows, columns: slices) of an image of
         `shape` (H, W), whatever its size: [h,w] float32."""
@@ -356,9 +364,8 @@ class ToneCurve(Exposure):
 
     def adjusted(self, illumination):
         """The adjusted illumination I-hat the net gives for I under this curve's map, predicted
-        pointwise from the response (what choose meters with)."""
-        log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
-        return np.interp(log_level, self.response.log_levels, self.reached())
+        pointwise from the response (what choose meters with, through Prediction)."""
+        return at_levels(self.reached(), level_positions(illumination))
 
     def reached(self):
         """I-hat at RESPONSE_LEVELS: T through the response (T itself where the response reaches it)."""
@@ -370,19 +377,12 @@ class ToneCurve(Exposure):
         log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
         return np.exp(np.interp(log_level, self.response.log_levels, self._log_ratios)).astype(np.float32)
 
-    def held(self, image, window, shape):
-        """How firmly each pixel of `window` is held [h,w,1] (the empty dark's keep, except where the
-        normalised input `image` there is bright: LIT_GATE), or None where nothing is."""
-        if self.darkness is None or not self.darkness.empty:
-            return None
-        lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
-        return (self.darkness.keep_at(window, shape) * lit)[..., None]
-
     def compose(self, output, image, window, shape, held=None):
         """The nets' output where the input holds something; in the empty dark at most `rise` above
-        the normalised input: output - held relu(output - image - rise), `held` as self.held (given
+        the normalised input: output - held relu(output - image - rise), `held` Darkness.held's (given
         where it was computed once for many outputs of the same window)."""
-        held = self.held(image, window, shape) if held is None else held
+        if held is None and self.darkness is not None:
+            held = self.darkness.held(image, window, shape)
         if held is None:
             return output
         return (output - held * np.maximum(output - image - self.rise, 0.0)).astype(np.float32)
@@ -459,6 +459,23 @@ class Scene:
         return float((values * weights).sum() / weights.sum())
 
 
+def level_positions(illumination):
+    """(index, fraction): where each illumination level falls between RESPONSE_LEVELS (linearly in
+    log), to look values at those levels up with at_levels; fraction float32."""
+    log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
+    position = np.interp(log_level, np.log(RESPONSE_LEVELS), np.arange(len(RESPONSE_LEVELS)))
+    index = np.minimum(position.astype(int), len(RESPONSE_LEVELS) - 2)
+    return index, (position - index).astype(np.float32)
+
+
+def at_levels(values, positions):
+    """values [len(RESPONSE_LEVELS)] interpolated at level_positions' `positions`: np.interp's
+    numbers, with the positions computed once for many curves."""
+    index, fraction = positions
+    low = values[index]
+    return low + fraction * (values[index + 1] - low)
+
+
 class Prediction:
     """The nets' output (float32 [h,w,3]) under any curve, predicted from a copy's normalised image
     and stages: I-hat = T(I) through the response (ToneCurve.adjusted), then `mode` as
@@ -466,11 +483,7 @@ class Prediction:
     I falls between RESPONSE_LEVELS, base and gain) is computed once."""
 
     def __init__(self, image, stages, gray_weight, mode):
-        illumination = stages['illumination'][..., 0]
-        log_level = np.log(np.clip(illumination, RESPONSE_LEVELS[0], 1.0))
-        position = np.interp(log_level, np.log(RESPONSE_LEVELS), np.arange(len(RESPONSE_LEVELS)))
-        self.index = np.minimum(position.astype(int), len(RESPONSE_LEVELS) - 2)
-        self.fraction = (position - self.index).astype(np.float32)
+        self.positions = level_positions(stages['illumination'][..., 0])
         if mode == 'plain':
             self.base, self.gain = np.float32(0.0), stages['restored']
         else:
@@ -478,9 +491,7 @@ class Prediction:
             self.gain = ((1.0 - stages['illumination']) * stages['restored'] * gray_weight).astype(np.float32)
 
     def __call__(self, curve):
-        reached = curve.reached().astype(np.float32)
-        low = reached[self.index]
-        adjusted = low + self.fraction * (reached[self.index + 1] - low)
+        adjusted = at_levels(curve.reached().astype(np.float32), self.positions)
         return self.base + self.gain * adjusted[..., None]
 
 
@@ -566,7 +577,7 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
 
     metered, goal = target(darkness.night)
     prediction = Prediction(image, stages, gray_weight, mode)
-    held = ToneCurve(1.0, response=response, **shape).held(image, whole, scene.luminance.shape)
+    held = darkness.held(image, whole, scene.luminance.shape)
     renders = {}                                  # log alpha -> the measures of the nets' own output
 
     def measured(log_alpha, shape, rendered=False):
