@@ -114,6 +114,7 @@ class Enhance(beam.DoFn):
 
     def setup(self):
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+        utils.map_large_allocations()     # as evaluate.KinD: tiles' arrays off glibc's heap
         import tensorflow as tf
         self.tf = tf
         self.loaded = tf.saved_model.load(self.model_dir)   # the signatures need it alive
@@ -256,7 +257,7 @@ def build_parser():
                         help='the nets\' compute type, as evaluate.py: auto (default) is $KIND_PRECISION '
                              'where set, else bfloat16 on a worker whose CPU has it natively, else float32')
     parser.add_argument('--tile_size', type=int, default=pipeline.DEFAULT_TILE_SIZE,
-                        help='core side of the tiles, a multiple of 16, as evaluate.py (default %(default)s)')
+                        help='largest core side of the tiles, a multiple of 16, as evaluate.py (default %(default)s)')
     parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='larger images are reported as failed (decompression-bomb guard, as '
                              'evaluate.py; default %(default)d)')

@@ -98,7 +98,7 @@ class KinD:
     """The three nets in one graph and one session, restored once; enhance any number of images.
 
     `precision` ('float32', 'bfloat16' or 'auto': utils.resolve_precision) is the nets' compute
-    type for everything this object computes. `tile_size` is the core side of a tile (a multiple
+    type for everything this object computes. `tile_size` is a tile core's largest side (a multiple
     of 16): images with more than tile_size^2 pixels run tile by tile, each net with the context it
     needs (pipeline.py), so memory stays bounded and the stitched result equals the untiled one.
     None or 0 disables tiling. Every output is decompose (R, I, R-hat) then relight (the
@@ -111,6 +111,7 @@ class KinD:
         if tile_size and tile_size % TILE_ALIGN:
             raise utils.UserError('--tile_size must be a multiple of %d, got %d' % (TILE_ALIGN, tile_size))
         self.tile_size = tile_size
+        utils.map_large_allocations()     # tiles' arrays off glibc's heap: a bounded peak (utils)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
@@ -354,8 +355,9 @@ def build_parser():
                         help='folder holding decom_net_train/, Restoration_net_train/ and '
                              'illumination_adjust_net_train/ (default: %(default)s)')
     parser.add_argument('--tile_size', type=int, default=DEFAULT_TILE_SIZE,
-                        help='core side of the tiles large images are processed in, a multiple of '
-                             '16; 0 processes every image whole (default: %(default)s)')
+                        help='largest core side of the tiles large images are processed in, a '
+                             'multiple of 16 (a side is cut into the fewest equal cores); 0 processes '
+                             'every image whole (default: %(default)s)')
     parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='refuse larger images (decompression-bomb guard; default: PIL\'s '
                              '%(default)d)')

@@ -3,14 +3,14 @@ from the whole photo once, and the streamed loop that evaluate.KinD, the page an
 share (no TensorFlow here).
 
 Only the photo's pixels (uint8 for 8-bit files), its uint8 output and one band of its decomposition
-scale with its size. The photo is cut into cores of `tile_size` px, each net paying only the context
-it needs (Margins): DecomNet (receptive radius 13) runs once per pixel, in blocks with a 16-px
-margin, into a band of R and I as high as a row of tiles' windows and reused where the next row's
-overlaps; the restoration net's encoder reads each core with 112 px around it (its radius, 108) and
-its decoder and everything after it (the gray trick, 12; the adjustment net, 4) run on the core with
-32 px around it (model.Restoration_net's inner window). Every start is on the 16-px grid of the
-restoration net's pooling, so the stitched output equals the whole image's. `nets` is anything with
-the three per-tile steps:
+scale with its size. The photo is cut into the fewest equal cores of at most `tile_size` px a
+side, each net paying only the context it needs (Margins): DecomNet (receptive radius 13) runs
+once per pixel, in blocks with a 16-px margin, into a band of R and I as high as a row of tiles'
+windows and reused where the next row's overlaps; the restoration net's encoder reads each core
+with 112 px around it (its radius, 108) and its decoder and everything after it (the gray trick,
+12; the adjustment net, 4) run on the core with 32 px around it (model.Restoration_net's inner
+window). Every start is on the 16-px grid of the restoration net's pooling, so the stitched output
+equals the whole image's. `nets` is anything with the three per-tile steps:
 
   decompose_tile(image)            normalised [h,w,3] -> {'reflectance' [h,w,3], 'illumination' [h,w,1]}
   restore_tile(reflectance, illumination, inner)  -> R-hat [h',w',3] on inner (top, left, height, width)
@@ -41,15 +41,19 @@ Margins = collections.namedtuple('Margins', 'decompose restore inner')
 MARGINS = Margins(decompose=_aligned(RECEPTIVE_RADIUS['DecomNet']),
                   restore=_aligned(RECEPTIVE_RADIUS['Restoration_net']),
                   inner=_aligned(max(DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net'])))
-DEFAULT_TILE_SIZE = 960      # core side of a tile: 50 MP in < 2 GiB peak RSS (benchmarks/; 1024: 2.07 GiB)
+DEFAULT_TILE_SIZE = 1024     # largest core side: 12 MP in 4 x 3 tiles, 50 MP in 8 x 7 within 2 GiB (benchmarks/)
 METER_MAX_PIXELS = 1024 * 1024  # --ratio auto meters on a box-downscaled copy of at most this many pixels
 
 Tile = collections.namedtuple('Tile', 'window inner core')   # (rows, columns) slice pairs in the image
 
 
-def spans(length, core, margins):
-    """[(window, inner, core)] (start, stop) pairs covering 0..length: cores of `core` px (a
-    multiple of the grid), their restoration windows and inner windows."""
+def spans(length, tile_size, margins):
+    """[(window, inner, core)] (start, stop) pairs covering 0..length: the fewest cores of at most
+    `tile_size` px (a multiple of the grid), of equal sides on the grid but the last, and their
+    restoration windows and inner windows. Equal cores, not full ones and a remainder: a side cut
+    into as many tiles has smaller windows (less memory) and no thin last tile (less margin)."""
+    count = math.ceil(length / tile_size)
+    core = _aligned(length / count)
     result = []
     for start in range(0, length, core):
         stop = min(start + core, length)
@@ -60,7 +64,7 @@ def spans(length, core, margins):
 
 def tile_rows(height, width, tile_size, margins=MARGINS):
     """[[Tile]] of an image, a list per row of tiles: one whole-image tile when it has at most
-    tile_size^2 pixels or tile_size is 0/None, else tile_size cores."""
+    tile_size^2 pixels or tile_size is 0/None, else cores of at most tile_size px (spans)."""
     if not tile_size or height * width <= tile_size ** 2:
         whole = (slice(0, height), slice(0, width))
         return [[Tile(whole, whole, whole)]]

@@ -129,6 +129,23 @@ def available_memory():
     return min(values) if values else None
 
 
+# glibc serves allocations below a threshold that grows with the largest freed (up to 32 MB) from its
+# heap, which the tiles' 4-20 MB arrays fragment: 50 MP peaked at 1.90-2.00 GiB that way, 1.79 with
+# 4 MB fixed (issue 32, benchmarks/benchmark_memory.py), for 1-2 % more time at 12 MP.
+MMAP_THRESHOLD_BYTES = 4 << 20
+_M_MMAP_THRESHOLD = -3             # mallopt's parameter number (glibc malloc.h)
+
+
+def map_large_allocations():
+    """Have glibc map (and unmap when freed) every allocation of MMAP_THRESHOLD_BYTES or more, for
+    the rest of the process; True where it took (glibc), False elsewhere (nothing changes)."""
+    import ctypes
+    try:
+        return bool(ctypes.CDLL('libc.so.6').mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
 def atomic_write(path, write):
     """Write a file through a temporary sibling and a rename, so readers never see half a file."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -15,8 +15,9 @@ smooth synthetic image stands in. Weights: --checkpoint_dir (default ./checkpoin
 depend on the weights' values.
 
 --rows cost (issue 32), all in one process with evaluate.py's path (`KinD.enhance_pixels` on uint8
-pixels, --precision auto): seconds per megapixel at a fixed ratio for 600x400 (the LOL image),
-12 MP and 50 MP (the LOL image tiled, new noise), and their ratio to 600x400's; then `--ratio auto`
+pixels, --precision auto): seconds per megapixel at a fixed ratio for 12 MP and 50 MP (the LOL
+image tiled, new noise) and their ratio to 600x400's (the LOL image), timed 4 times before and 4
+times after each large run so that this machine's slow spells reach both sides; then `--ratio auto`
 against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py):
 each photo both ways in turn, --cost_repeats times, per-photo medians summed (this 2-core machine
 has slow spells that alternating whole sets let hit one rule only: set ratios moved 1.05-1.26x). The 50 MP photo's peak RSS through `python evaluate.py` in a
@@ -147,6 +148,9 @@ def tiled_photo(height, width, seed=0):
     return np.clip(photo, 0, 255).astype(np.uint8)
 
 
+SMALL_RUNS_AROUND = 4         # 600x400 runs before and after each large run (--rows cost)
+
+
 def cost_run(args):
     """--rows cost: s/MP by size at a fixed ratio, and auto against fixed."""
     kind = evaluate.KinD(args.checkpoint_dir, precision=args.precision)
@@ -156,21 +160,33 @@ def cost_run(args):
     print('|---|---|---|---|')
     small = tiled_photo(400, 600)
     kind.enhance_pixels(small, evaluate.DEFAULT_RATIO)                    # warm-up
-    rows = []
-    for label, (height, width), repeats in () if args.sets_only else (
-            ('600x400', (400, 600), args.cost_repeats * 4), ('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
-            ('50 MP (8000x6250)', (6250, 8000), 1)):
-        photo = tiled_photo(height, width)
-        times = []
+
+    def seconds_of(photo):
+        start = time.perf_counter()
+        kind.enhance_pixels(photo, evaluate.DEFAULT_RATIO)
+        return time.perf_counter() - start
+
+    small_per_mp = 1e6 / small.size * 3
+    sizes = [] if args.sets_only else [('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
+                                       ('50 MP (8000x6250)', (6250, 8000), 1)]
+    rows, around = [], []
+    for label, (height, width), repeats in sizes:        # each large run between 600x400 runs: a
+        photo = tiled_photo(height, width)                # slow spell hits both sides of its ratio
+        large, near = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
-            kind.enhance_pixels(photo, evaluate.DEFAULT_RATIO)
-            times.append(time.perf_counter() - start)
-        seconds = float(np.median(times))
-        per_mp = seconds / (height * width / 1e6)
-        rows.append(per_mp)
-        print('| %s | %.2f | %.3f | %.2fx |' % (label, seconds, per_mp, per_mp / rows[0]), flush=True)
+            near += [seconds_of(small) for _ in range(SMALL_RUNS_AROUND)]
+            large.append(seconds_of(photo))
+            near += [seconds_of(small) for _ in range(SMALL_RUNS_AROUND)]
+        rows.append((label, float(np.median(large)) / (height * width / 1e6), float(np.median(near)) * small_per_mp))
+        around += near
         del photo
+    if rows:
+        print('| 600x400 (all its runs) | %.2f | %.3f | 1.00x |' % (np.median(around), np.median(around) * small_per_mp))
+    for label, per_mp, near_per_mp in rows:
+        print('| %s | | %.3f | **%.2fx** (600x400 in the runs around it: %.3f s / MP) |' % (
+            label, per_mp, per_mp / near_per_mp, near_per_mp), flush=True)
+    if args.sizes_only:
+        return 0
     sets = [('LOL eval15', sorted(glob.glob(os.path.join(DATA_ROOT, 'LOLdataset', 'eval15', 'low', '*.png'))))]
     if args.set and os.path.isdir(args.set):
         sets.append(('check set', sorted(glob.glob(os.path.join(args.set, '*', '*.png')))))
@@ -204,6 +220,7 @@ def main():
                         help='structure: ours against the released structure (default); cost: issue 32\'s rows')
     parser.add_argument('--cost_repeats', type=int, default=3, help='cost: repeats of each timing (default 3)')
     parser.add_argument('--sets_only', action='store_true', help='cost: only --ratio auto against fixed, not the sizes')
+    parser.add_argument('--sizes_only', action='store_true', help='cost: only the sizes, not --ratio auto against fixed')
     parser.add_argument('--set', default=os.path.join(DATA_ROOT, '.photo_set'), help='cost: the check set (photo_set.py)')
     parser.add_argument('--code', help='cost: the repository checkout whose code is measured (default this one)')
     args = parser.parse_args()

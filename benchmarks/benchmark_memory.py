@@ -7,7 +7,7 @@
 
 Each size is a generated dark photo (a smooth colour field with noise, 4:3, written once as a PNG
 under --cache) enhanced by `python evaluate.py --input PHOTO` with the defaults (--ratio auto,
-fusion, --precision auto, 768-px tiles) in a fresh process; its peak RSS comes from os.wait4 (the
+fusion, --precision auto, the default tiles) in a fresh process; its peak RSS comes from os.wait4 (the
 whole process: Python, TensorFlow, the photo) and its time is wall-clock, start-up included. --beam
 runs beam_enhance.py's Enhance on the 12 MP photo in one process (DirectRunner's worker, as one
 worker does it) with a SavedModel exported into --cache. Prints one table and, with --json, saves it.

@@ -143,6 +143,14 @@ def test_tiles_cover_the_image_on_the_grid():
     assert margins == (16, 112, 32)                      # radii 13, 108, max(decoder 31, gray trick 12, adjustment 4)
     spans = pipeline.spans(1000, 256, margins)
     assert [core for _, _, core in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
+    # the fewest cores of at most the tile size, equal on the grid (not 3 full ones and a thin one)
+    assert [core for _, _, core in pipeline.spans(1800, 512, margins)] == [
+        (0, 464), (464, 928), (928, 1392), (1392, 1800)]
+    assert [core for _, _, core in pipeline.spans(4000, 1024, margins)] == [
+        (0, 1008), (1008, 2016), (2016, 3024), (3024, 4000)]
+    for length in range(16, 3000, 7):
+        cores = [core for _, _, core in pipeline.spans(length, 256, margins)]
+        assert len(cores) == -(-length // 256) and max(stop - start for start, stop in cores) <= 256
     assert all(part[0] % 16 == 0 for span in spans for part in span)
     for (window, inner, core) in spans:
         assert core[0] - window[0] in (0, 112) and window[1] - core[1] in (0, 112)

@@ -87,8 +87,8 @@ def test_decomnet_runs_once_per_pixel_and_the_restoration_on_windows_around_the_
     for (shape, inner), tile in zip(windows, tiles):
         assert shape == tuple(window.stop - window.start for window in tile.window)
         assert inner[2:] == tuple(part.stop - part.start for part in tile.inner)
-    middle = tiles[6]                                            # an inner tile: full margins
-    assert [window.stop - window.start for window in middle.window] == [96 + 2 * 16] * 2
+    middle = tiles[6]                   # an inner tile: full margins; 400 px in 5 equal cores of 80
+    assert [window.stop - window.start for window in middle.window] == [96 + 2 * 16, 80 + 2 * 16]
 
 
 def extra_peak(pixels):
@@ -124,8 +124,9 @@ def test_the_memory_guard_refuses_a_photo_before_decoding(tmp_path):
     path = tmp_path / 'big.png'
     Image.new('RGB', (4000, 3000)).save(path)
     needed = pipeline.peak_bytes(3000, 4000, 1024)
-    window = (1024 + 2 * pipeline.MARGINS.restore) ** 2            # an inner tile's restoration window
-    band = (1024 + 2 * pipeline.MARGINS.restore) * 4000
+    core = 1008                          # 4000 = 3 x 1008 + 976 and 3000 = 2 x 1008 + 984: 4 x 3 equal cores
+    window = (core + 2 * pipeline.MARGINS.restore) ** 2            # an inner tile's restoration window
+    band = (core + 2 * pipeline.MARGINS.restore) * 4000
     assert needed == (12e6 * pipeline.PHOTO_BYTES_PER_PIXEL + band * pipeline.BAND_BYTES_PER_PIXEL
                       + window * pipeline.TILE_BYTES_PER_PIXEL)
     with pytest.raises(data.ImageError) as error:

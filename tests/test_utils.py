@@ -1,5 +1,7 @@
 """Metrics (spec 8) and weights stored as .npz parts."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,3 +46,32 @@ def test_npz_parts_merge_into_one_set_of_named_arrays(tmp_path):
     assert sorted(merged) == sorted({**first, **second})
     for name, value in {**first, **second}.items():
         np.testing.assert_array_equal(merged[name], value)
+
+
+MAPPED_PROBE = '''
+import ctypes, sys
+import numpy as np
+sys.path.insert(0, %r)
+import utils
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split()]
+libc = ctypes.CDLL('libc.so.6')
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == 'map':
+    assert utils.map_large_allocations()
+np.ones(30 << 20, np.uint8)              # freeing a mapped 30 MB raises glibc's dynamic threshold
+before = libc.mallinfo2().hblkhd
+kept = np.ones(5 << 20, np.uint8)
+print(libc.mallinfo2().hblkhd - before)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc only')
+def test_large_arrays_are_mapped_after_map_large_allocations():
+    """After utils.map_large_allocations a 5 MB array is mapped on its own (glibc's mallinfo2),
+    where glibc's dynamic threshold, raised by a freed 30 MB array, serves it from the heap."""
+    probe = MAPPED_PROBE % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    mapped = [int(subprocess.run([sys.executable, '-c', probe, how], capture_output=True, text=True,
+                                 check=True).stdout) for how in ('default', 'map')]
+    assert mapped[0] < 5 << 20 <= mapped[1]
