@@ -1,5 +1,6 @@
 """Metrics (spec 8) and weights stored as .npz parts."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -67,7 +68,7 @@ print(libc.mallinfo2().hblkhd - before)
 '''
 
 
-@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc only')
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='mallopt and mallinfo2 are glibc\'s')
 def test_large_arrays_are_mapped_after_map_large_allocations():
     """After utils.map_large_allocations a 5 MB array is mapped on its own (glibc's mallinfo2),
     where glibc's dynamic threshold, raised by a freed 30 MB array, serves it from the heap."""
