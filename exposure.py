@@ -107,9 +107,9 @@ TOE_PERCENTILE, TOE_SPAN = 90, 3.0    # illumination below the near-black part's
                                       # between a held black and a lift than one octave's)
 HOLD_GAIN = 2.0                       # hold: min(1, 2 w), twice as soon as the meter turns to the lit
                                       # part (a photo between a room and a night keeps its black), and in
-HOLD_ALPHAS = (5.0, 15.0)             # a lit photo 1 up to alpha 5, 0 from 15 (its black stays black, but a
+HOLD_ALPHAS = (15.0, 45.0)            # a lit photo 1 up to alpha 15, 0 from 45 (its black stays black, but a
                                       # large lift around a held black would draw black blobs in a room;
-                                      # (2, 6) held too little: tuning half, night 15 / 22, now 18 / 22)
+                                      # tuning half, night: (2, 6) 15 / 22, (5, 15) 18 / 22, now 20 / 22)
 BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
                                       # photo whose near-black part rises 0.15 is ruined: exposure_checks)
 EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1

@@ -134,10 +134,10 @@ def test_a_region_holding_nothing_is_not_painted_whatever_the_photo_level_judgem
     inner = empty & np.roll(empty, -8, axis=1)                   # 8 px or more from the room
     rise = (output.astype(float) - pixels)[inner] / 255
     assert rise.mean() < exposure.EMPTY_RISE[0] + 0.01 and rise.max() < exposure.EMPTY_RISE[0] + 2 / 255
-    # however far the exposure is pushed, the empty black is its input raised (its own noise, not the
-    # restoration's texture) and no more, while the textured wall is lifted; a constant ratio as
-    # large paints the empty black
-    pushed = shipped.enhance_pixels(pixels, chosen.at(20.0))[0]
+    # however far the exposure is pushed (past where a lit photo's toe lets its black go), the empty
+    # black is its input raised (its own noise, not the restoration's texture) and no more, while the
+    # textured wall is lifted; a constant ratio of 20 paints the empty black
+    pushed = shipped.enhance_pixels(pixels, chosen.at(1.5 * exposure.HOLD_ALPHAS[1]))[0]
     rise = (pushed.astype(float) - pixels)[inner] / 255
     assert rise.max() < exposure.EMPTY_RISE[0] + 2 / 255 and rise.mean() > exposure.EMPTY_RISE[0] - 0.02
     assert np.corrcoef(pushed[inner].ravel(), pixels[inner].ravel())[0, 1] > 0.9
