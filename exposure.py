@@ -29,8 +29,8 @@ times how lit the photo is (its brightest 0.5 %), each through a smooth ramp: no
 a photo. w meters it between a dark room (w 0: the whole frame to the exposure target, the empty
 dark held within 0.12) and a night scene (w 1: its lit part to 18 % grey, its near-black part held
 by the toe within BLACK_RISE, the empty dark within 0.02). Any lit photo keeps its near-black part
-while its lift is modest, and its near-black part never rises more than BLACK_GUARD (a night photo
-whose black rises 0.15 is ruined).
+up to a lift of HOLD_ALPHAS (alpha 15, let go by 45), and its near-black part never rises more than
+BLACK_GUARD (a night photo whose black rises 0.15 is ruined).
 
 Metering (`choose`) predicts the output of each candidate curve on a small copy of the photo from
 its decomposition and the measured response (the adjustment net gives T(I); the fusion is computed
@@ -339,8 +339,8 @@ class ToneCurve(Exposure):
     def hold(self):
         """How strongly the toe holds the near-black part: min(1, HOLD_GAIN weight), or in a lit photo
         1 up to alpha HOLD_ALPHAS[0], ramping to 0 at HOLD_ALPHAS[1]."""
-        modest = 1.0 - float(ramp(math.log(self.alpha), np.log(HOLD_ALPHAS)))
-        return max(min(1.0, HOLD_GAIN * self.night), self.lit * modest)
+        not_let_go = 1.0 - float(ramp(math.log(self.alpha), np.log(HOLD_ALPHAS)))
+        return max(min(1.0, HOLD_GAIN * self.night), self.lit * not_let_go)
 
     @property
     def rise(self):
