@@ -29,8 +29,8 @@ times how lit the photo is (its brightest 0.5 %), each through a smooth ramp: no
 a photo. w meters it between a dark room (w 0: the whole frame to the exposure target, the empty
 dark held within 0.12) and a night scene (w 1: its lit part to 18 % grey, its near-black part held
 by the toe within BLACK_RISE, the empty dark within 0.02). Any lit photo keeps its near-black part
-up to a lift of HOLD_ALPHAS (alpha 15, let go by 45), and its near-black part never rises more than
-BLACK_GUARD (a night photo whose black rises 0.15 is ruined).
+up to a lift of HOLD_ALPHAS (alpha 15, let go by 45), and no pixel of its near-black part rises more
+than BLACK_GUARD / lit (a night photo whose black rises 0.15 is ruined).
 
 Metering (`choose`) predicts the output of each candidate curve on a small copy of the photo from
 its decomposition and the measured response (the adjustment net gives T(I); the fusion is computed
@@ -112,6 +112,8 @@ HOLD_ALPHAS = (15.0, 45.0)            # a lit photo 1 up to alpha 15, 0 from 45 
                                       # tuning half, night: (2, 6) 15 / 22, (5, 15) 18 / 22, now 20 / 22)
 BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
                                       # photo whose near-black part rises 0.15 is ruined: exposure_checks)
+GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
+                                      # from 1.5 x it (the night check's box may fall a little apart)
 EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1
 LIT_GATE = (20.0, 40.0)               # a pixel this bright (code values) is never held, whatever its region
 
@@ -226,8 +228,9 @@ class Darkness:
     black point (NEAR_ZERO, UNLIT_LEVEL); its luminance's stops below the lit content (EMPTY_STOPS);
     and its structure, the RMS of a band-pass (Gaussians of BAND_FRACTIONS) over the same band-pass
     of the photo's noise, measured where it is dark and flattest (FLAT_SNR). keep is (below) x
-    (near zero, or flat and unlit). `judgement`, (night, lit) of another frame of the same shot,
-    replaces the photo's own (video.py)."""
+    (near zero, or flat and unlit). guard is the near-black part (box mean of luminance below
+    GUARD_LEVELS), held within ToneCurve.guard in a lit photo. `judgement`, (night, lit) of another
+    frame of the same shot, replaces the photo's own (video.py)."""
 
     def __init__(self, raw, judgement=None):
         raw = np.asarray(raw, np.float32)
@@ -255,10 +258,12 @@ class Darkness:
         self.keep = (below * np.maximum(near_zero, flat * (1.0 - ramp(above_black, UNLIT_LEVEL)))).astype(np.float32)
         self.empty = float(self.keep.mean())
         self.black = float((level < BLACK_LEVEL * 255).mean())
+        self.guard = (1.0 - ramp(level, np.array(GUARD_LEVELS) * 255.0)).astype(np.float32)
         self.night = float(1.0 - (1.0 - ramp(self.empty, NIGHT_EMPTY)) * (1.0 - ramp(self.black, NIGHT_BLACK))) \
             * self.lit
         if judgement is not None:                 # a clip's shot keeps its first frame's judgement
             self.night, self.lit = judgement
+        self.guarded = bool(self.lit and self.guard.any())      # ToneCurve.guard is for lit photos
 
     @staticmethod
     def _noise(codes, above_black, detail):
@@ -274,12 +279,15 @@ class Darkness:
         return max(NOISE_FLOOR, spread)
 
     def held(self, image, window, shape):
-        """How firmly each pixel of `window` is held [h,w,1] (keep, except where the normalised input
-        `image` there is bright: LIT_GATE), or None where nothing is empty."""
-        if not self.empty:
+        """How firmly each pixel of `window` is held, (empty dark, near-black part) [h,w,1] each or
+        None where there is none: keep and guard, except where the normalised input `image` there
+        is bright (LIT_GATE); None where neither is."""
+        if not (self.empty or self.guarded):
             return None
-        lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
-        return (self.keep_at(window, shape) * lit)[..., None]
+        lit = (1.0 - ramp(luminance(image) * 255.0, LIT_GATE))[..., None]
+        empty = self.keep_at(window, shape)[..., None] * lit if self.empty else None
+        black = resample(self.guard, window, shape)[..., None] * lit if self.guarded else None
+        return empty, black
 
     def keep_at(self, window, shape):
         """keep bilinearly resampled at the pixels of `window` (rows, columns: slices) of an image of
@@ -324,10 +332,11 @@ class ToneCurve(Exposure):
     night weight, `lit` how lit it is (Darkness)."""
 
     def __init__(self, alpha, white, slope, dark, response, source='auto', night=0.0, lit=0.0, toe=0.0,
-                 darkness=None):
+                 darkness=None, guard=None):
         super().__init__(alpha, source)
         self.white, self.slope, self.dark, self.response = white, slope, dark, response
         self.night, self.lit, self.toe, self.darkness = night, lit, toe, darkness
+        self.guard = (BLACK_GUARD / lit if lit else np.inf) if guard is None else guard
         self._log_ratios = response.log_ratios(self.target())
         self.map_range = None      # (min, max) of A over the metered copy, set by choose
 
@@ -379,17 +388,26 @@ class ToneCurve(Exposure):
 
     def compose(self, output, image, window, shape, held=None):
         """The nets' output where the input holds something; in the empty dark at most `rise` above
-        the normalised input: output - held relu(output - image - rise), `held` Darkness.held's (given
-        where it was computed once for many outputs of the same window)."""
+        the normalised input, output - h relu(output - image - rise), and in a lit photo's
+        near-black part at most `guard`, pixel by pixel on every tile (the meter keeps the part's
+        mean within it on the copy; the nets' output of the full frame may rise more).
+        `held`: Darkness.held's (given where it was computed once for many outputs of a window)."""
         if held is None and self.darkness is not None:
             held = self.darkness.held(image, window, shape)
-        if held is None:
+        empty, black = (None, None) if held is None else held
+        if empty is None and (black is None or self.guard == np.inf):
             return output
-        return (output - held * np.maximum(output - image - self.rise, 0.0)).astype(np.float32)
+        if empty is not None:
+            output = output - empty * np.maximum(output - image - self.rise, 0.0)
+        if black is not None and self.guard < np.inf:
+            output = output - black * np.maximum(output - image - self.guard, 0.0)
+        return output.astype(np.float32)
 
     def at(self, alpha):
+        """The same curve with another gain; a brighter one (+EV) lets the near-black part rise as
+        much more (its rise grows about as alpha does), a darker one keeps the guard."""
         return ToneCurve(alpha, self.white, self.slope, self.dark, self.response, self.source, self.night, self.lit,
-                         self.toe, self.darkness)
+                         self.toe, self.darkness, self.guard * max(1.0, alpha / self.alpha))
 
     def describe(self):
         described = '%s %s (night %.2f): tone curve alpha %.4g, white %.3g, slope %.3g, global %.2f' % (
@@ -398,6 +416,8 @@ class ToneCurve(Exposure):
             described += ', held %.2f below illumination %.3g' % (self.hold, self.toe)
         if self.darkness is not None and self.darkness.empty:
             described += ', empty dark %.0f %% within %.2f' % (100 * self.darkness.empty, self.rise)
+        if self.darkness is not None and self.darkness.guarded and self.guard < np.inf:
+            described += ', near-black within %.2f' % self.guard
         if self.map_range:
             described += ' (ratio map %.3g-%.3g)' % self.map_range
         return described
@@ -514,7 +534,7 @@ def measures(scene, output, curve, metered, goal):
     level = luminance(values)
     shadow = level[scene.shadows].mean() if scene.shadows.any() else 0.0
     rise = level[scene.black].mean() - scene.black_level if scene.black.any() else 0.0
-    limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, BLACK_GUARD / curve.lit if curve.lit else np.inf]
+    limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, curve.guard]
     clipped = np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) == 255
     return (metered(level, values) - goal, level.mean(), shadow, clipped.mean(), rise, min(limits),
             level[scene.bright].mean())
@@ -578,6 +598,9 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
     metered, goal = target(darkness.night)
     prediction = Prediction(image, stages, gray_weight, mode)
     held = darkness.held(image, whole, scene.luminance.shape)
+    # the guard is metered on the nets' own rise, not held (alpha would climb until the whole
+    # near-black part sat at the guard)
+    held = (None if held is None else held[0], None)
     renders = {}                                  # log alpha -> the measures of the nets' own output
 
     def measured(log_alpha, shape, rendered=False):

@@ -199,6 +199,32 @@ def test_the_empty_dark_is_cut_into_tiles_like_the_image(enhanced):
     assert np.abs(whole - output).max() > 0.1                  # the empty sky is held
 
 
+def test_a_lit_photos_near_black_part_rises_at_most_the_guard_on_every_pixel(shipped):
+    """compose holds a lit photo's near-black part within ToneCurve.guard on each pixel of each
+    tile, however much the nets lift it (the meter keeps its mean there on a smaller copy only);
+    +EV lets it rise as much more, -EV keeps it."""
+    pixels = room_beside_an_empty_black()[0]
+    chosen = shipped.meter(pixels)[0]
+    assert chosen.darkness.guarded and chosen.guard == exposure.BLACK_GUARD / chosen.lit, chosen.describe()
+    image = data.normalise(pixels)
+    output = np.clip(image * 20.0 + 0.1, 0, 1).astype(np.float32)      # the nets lifting far past it
+    whole = (slice(None), slice(None))
+    composed = chosen.compose(output, image, whole, pixels.shape)
+    guard = exposure.resample(chosen.darkness.guard, whole, pixels.shape)
+    full = (guard == 1.0) & (exposure_checks.luminance(pixels) * 255 < exposure.LIT_GATE[0])
+    assert full.mean() > 0.1
+    assert (output - image)[full].max() > chosen.guard + 0.1
+    assert (composed - image)[full].max() <= chosen.guard + 1e-6
+    empty, black = chosen.darkness.held(image, whole, pixels.shape)
+    untouched = (empty[..., 0] == 0) & (black[..., 0] == 0)
+    assert untouched.mean() > 0.3 and np.abs(composed - output)[untouched].max() == 0     # the rest as the nets
+    window = (slice(23, 131), slice(61, 199))
+    np.testing.assert_allclose(chosen.compose(output[window], image[window], window, pixels.shape),
+                               composed[window], atol=1e-6)
+    assert chosen.at(4 * chosen.alpha).guard == pytest.approx(4 * chosen.guard)
+    assert chosen.at(chosen.alpha / 2).guard == chosen.guard
+
+
 def edge_scene():
     """A dim room (coffee, 4 stops under) whose right third is a bright lamp-lit wall: a vertical
     light/dark edge at column 160."""
