@@ -337,19 +337,16 @@ class ToneCurve(Exposure):
         self.white, self.slope, self.dark, self.response = white, slope, dark, response
         self.night, self.lit, self.toe, self.darkness = night, lit, toe, darkness
         self.guard = (BLACK_GUARD / lit if lit else np.inf) if guard is None else guard
+        # how strongly the toe holds the near-black part: min(1, HOLD_GAIN night), or in a lit photo 1
+        # up to alpha HOLD_ALPHAS[0], ramping to 0 at HOLD_ALPHAS[1]
+        not_let_go = 1.0 - float(ramp(math.log(alpha), np.log(HOLD_ALPHAS)))
+        self.hold = max(min(1.0, HOLD_GAIN * night), lit * not_let_go)
         self._log_ratios = response.log_ratios(self.target())
         self.map_range = None      # (min, max) of A over the metered copy, set by choose
 
     @property
     def scene(self):
         return 'night' if self.night >= 0.5 else 'scene'
-
-    @property
-    def hold(self):
-        """How strongly the toe holds the near-black part: min(1, HOLD_GAIN weight), or in a lit photo
-        1 up to alpha HOLD_ALPHAS[0], ramping to 0 at HOLD_ALPHAS[1]."""
-        not_let_go = 1.0 - float(ramp(math.log(self.alpha), np.log(HOLD_ALPHAS)))
-        return max(min(1.0, HOLD_GAIN * self.night), self.lit * not_let_go)
 
     @property
     def rise(self):
