@@ -279,15 +279,17 @@ class Darkness:
         return max(NOISE_FLOOR, spread)
 
     def held(self, image, window, shape):
-        """How firmly each pixel of `window` is held, (empty dark, near-black part) [h,w,1] each or
-        None where there is none: keep and guard, except where the normalised input `image` there
-        is bright (LIT_GATE); None where neither is."""
+        """How firmly each pixel of `window` is held, (empty dark, near-black part) [h,w,3] each (one
+        weight per pixel, repeated over the channels: numpy multiplies same-shaped arrays about 3x
+        faster than it broadcasts one channel) or None where there is none: keep and guard, except
+        where the normalised input `image` there is bright (LIT_GATE); None where neither is."""
         if not (self.empty or self.guarded):
             return None
-        lit = (1.0 - ramp(luminance(image) * 255.0, LIT_GATE))[..., None]
-        empty = self.keep_at(window, shape)[..., None] * lit if self.empty else None
-        black = resample(self.guard, window, shape)[..., None] * lit if self.guarded else None
-        return empty, black
+        lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
+        empty = self.keep_at(window, shape) * lit if self.empty else None
+        black = resample(self.guard, window, shape) * lit if self.guarded else None
+        return tuple(None if weight is None else np.repeat(weight[..., None], image.shape[-1], axis=2)
+                     for weight in (empty, black))
 
     def keep_at(self, window, shape):
         """keep bilinearly resampled at the pixels of `window` (rows, columns: slices) of an image of
