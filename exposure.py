@@ -110,6 +110,10 @@ HOLD_GAIN = 2.0                       # hold: min(1, 2 w), twice as soon as the 
 HOLD_ALPHAS = (15.0, 45.0)            # a lit photo 1 up to alpha 15, 0 from 45 (its black stays black, but a
                                       # large lift around a held black would draw black blobs in a room;
                                       # tuning half, night: (2, 6) 15 / 22, (5, 15) 18 / 22, now 20 / 22)
+BLACK_SHARE = (0.002, 0.01)           # the near-black part's bounds weigh in with its share of the frame:
+                                      # none below 0.2 % (two or three of the night check's boxes at 640
+                                      # px), fully from 1 % (a few pixels of black coming and going no
+                                      # longer move a frame's alpha: 1.60 -> 1.27 and back in a pan)
 BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
                                       # photo whose near-black part rises 0.15 is ruined: exposure_checks)
 GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
@@ -443,7 +447,8 @@ def exposure_target(mean, predicted=None):
 class Scene:
     """What choose meters, on the metered copy (BLACK_BOX px of the photo are `scale` px here): its
     luminance and mean, the clipped share, the brightest tenth, the near-black part (box mean of
-    luminance < BLACK_LEVEL, as the night check), the empty dark (`keep`, from darkness), the part a
+    luminance < BLACK_LEVEL, as the night check) and how much its bounds weigh (`black_weight`, by
+    its share: BLACK_SHARE), the empty dark (`keep`, from darkness), the part a
     night weight leaves out of the meter (the empty dark and the near-black part) and the shadows."""
 
     def __init__(self, raw, image, darkness, scale):
@@ -456,6 +461,7 @@ class Scene:
         box = max(3, int(round(15 * scale)) | 1)
         self.black = data.box_mean(self.luminance, box) < BLACK_LEVEL
         self.black_level = float(self.luminance[self.black].mean()) if self.black.any() else 0.0
+        self.black_weight = float(ramp(self.black.mean(), BLACK_SHARE))
         self.keep = darkness.keep_at((slice(None), slice(None)), self.luminance.shape)
         self.unmetered = np.maximum(self.keep, self.black)
         self.shadows = (self.luminance < SHADOW_LEVEL) & (self.unmetered < 0.5)
@@ -526,14 +532,16 @@ MEASURES = ('excess', 'mean', 'shadow', 'clipped', 'black_rise', 'black_limit', 
 def measures(scene, output, curve, metered, goal):
     """Per candidate curve and its output: the `metered(level, values)` mean's excess over `goal`
     (the exposure target at the photo's night weight), the mean, the shadows' mean, the clipped
-    share, the near-black part's rise and its limit (held, or guarded), the mean of the input's
-    brightest tenth; as MEASURES."""
+    share, the near-black part's rise and its limit (held, or guarded; looser where the part is a
+    speck of the frame: BLACK_SHARE), the mean of the input's brightest tenth; as MEASURES."""
     pixels = data.to_uint8(output)
     values = pixels * np.float32(1.0 / 255.0)
     level = luminance(values)
     shadow = level[scene.shadows].mean() if scene.shadows.any() else 0.0
     rise = level[scene.black].mean() - scene.black_level if scene.black.any() else 0.0
     limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, curve.guard]
+    if scene.black_weight < 1:                     # a speck of near-black bounds little or nothing
+        limits = [limit / scene.black_weight if scene.black_weight else np.inf for limit in limits]
     clipped = np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) == 255
     return (metered(level, values) - goal, level.mean(), shadow, clipped.mean(), rise, min(limits),
             level[scene.bright].mean())

@@ -407,6 +407,40 @@ def test_the_bounds_bisection_is_guided_by_the_predictions_bias():
     assert rendered_mean(chosen.alpha) <= goal < rendered_mean(chosen.alpha * step * 1.01)
 
 
+def lamp_lit_wall(black_side):
+    """A dim wall (0.05-0.09) with a clipped lamp (1.2 % of the frame: a lit photo) and a black
+    square of `black_side` px: 160x240 RGB in [0, 1]."""
+    rng = np.random.default_rng(3)
+    raw = 0.05 + 0.02 * rng.random((160, 240, 3)) + np.linspace(0, 0.02, 240)[None, :, None]
+    raw[10:30, 200:222] = 1.0
+    raw[70:70 + black_side, 100:100 + black_side] = 0.0
+    return raw
+
+
+def test_a_speck_of_black_does_not_decide_a_photos_exposure(monkeypatch):
+    """The near-black part's bounds weigh in with its share of the frame (BLACK_SHARE): where the
+    nets lift black by 0.05 (more than a lit photo's held black may rise), a black speck of 0.08 %
+    of the frame leaves alpha where the wall alone has it, and a black square of 4 % holds it down;
+    weighed fully whatever its size (as before), the speck holds it down as much (a pan's frames
+    then jumped between two alphas as a few pixels of black came and went)."""
+    def alpha(raw):
+        illumination = exposure.luminance(raw)[..., None]
+        stages = {'reflectance': raw, 'illumination': illumination, 'restored': np.ones_like(raw)}
+
+        def render(curve):                                  # the nets, lifting black by 0.05
+            return np.minimum(1.0, curve.adjusted(illumination) * np.ones_like(raw) + 0.05 * (raw < 0.01))
+        darkness = exposure.Darkness(raw)
+        assert darkness.lit == 1
+        return exposure.choose(raw, raw, stages, linear_response(), darkness, 1.0, 'plain', None, render).alpha
+
+    shares = {side: exposure_checks.black_mask(data.to_uint8(lamp_lit_wall(side))).mean() for side in (12, 40)}
+    assert 0 < shares[12] < exposure.BLACK_SHARE[0] and shares[40] > exposure.BLACK_SHARE[1], shares
+    wall, speck, square = alpha(lamp_lit_wall(0)), alpha(lamp_lit_wall(12)), alpha(lamp_lit_wall(40))
+    assert speck == pytest.approx(wall, rel=0.02) and square < 0.8 * wall, (wall, speck, square)
+    monkeypatch.setattr(exposure, 'BLACK_SHARE', (0.0, 1e-9))
+    assert alpha(lamp_lit_wall(12)) < 0.8 * wall
+
+
 def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of_reach(monkeypatch):
     """choose on a bright photo whose outputs top their highlights at 0.95, below the input's 0.98:
     its never-darker floor is met within a level of 0.95 and alpha stays moderate (with the floor at
