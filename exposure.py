@@ -284,7 +284,7 @@ class Darkness:
 
     def held(self, image, window, shape):
         """How firmly each pixel of `window` is held, (empty dark, near-black part) [h,w,3] each (one
-        weight per pixel, repeated over the channels: numpy multiplies same-shaped arrays about 3x
+        weight per pixel, repeated over the channels: numpy multiplies same-shaped arrays about 2x
         faster than it broadcasts one channel) or None where there is none: keep and guard, except
         where the normalised input `image` there is bright (LIT_GATE); None where neither is."""
         if not (self.empty or self.guarded):
@@ -448,8 +448,8 @@ class Scene:
     """What choose meters, on the metered copy (BLACK_BOX px of the photo are `scale` px here): its
     luminance and mean, the clipped share, the brightest tenth, the near-black part (box mean of
     luminance < BLACK_LEVEL, as the night check) and how much its bounds weigh (`black_weight`, by
-    its share: BLACK_SHARE), the empty dark (`keep`, from darkness), the part a
-    night weight leaves out of the meter (the empty dark and the near-black part) and the shadows."""
+    its share: BLACK_SHARE), the empty dark (`keep`, from darkness), the part a night weight leaves
+    out of the meter (the empty dark and the near-black part) and the shadows."""
 
     def __init__(self, raw, image, darkness, scale):
         raw = np.asarray(raw, np.float64)
