@@ -306,4 +306,5 @@ def test_beam_enhances_a_clip_as_evaluate(saved_model, kind, tmp_path):
             return np.array([frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)])
     beam, evaluated = frames(os.path.join(output, 'clip_kindle.mp4')), frames(expected)
     assert beam.shape == evaluated.shape == (8, 64, 96, 3)
-    assert utils.psnr(evaluated, beam) > 40 and np.abs(beam.astype(int) - evaluated).mean() < 1.5
+    if not np.array_equal(beam, evaluated):          # where a round-off changed one of x264's decisions
+        assert utils.psnr(evaluated, beam) > 40 and np.abs(beam.astype(int) - evaluated).mean() < 1.5
