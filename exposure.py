@@ -232,7 +232,7 @@ class Darkness:
     black point (NEAR_ZERO, UNLIT_LEVEL); its luminance's stops below the lit content (EMPTY_STOPS);
     and its structure, the RMS of a band-pass (Gaussians of BAND_FRACTIONS) over the same band-pass
     of the photo's noise, measured where it is dark and flattest (FLAT_SNR). keep is (below) x
-    (near zero, or flat and unlit). guard is the near-black part (box mean of luminance below
+    (near zero, or flat and unlit). near_black is the near-black part (box mean of luminance below
     GUARD_LEVELS), held within ToneCurve.guard in a lit photo. `judgement`, (night, lit) of another
     frame of the same shot, replaces the photo's own (video.py)."""
 
@@ -262,12 +262,12 @@ class Darkness:
         self.keep = (below * np.maximum(near_zero, flat * (1.0 - ramp(above_black, UNLIT_LEVEL)))).astype(np.float32)
         self.empty = float(self.keep.mean())
         self.black = float((level < BLACK_LEVEL * 255).mean())
-        self.guard = (1.0 - ramp(level, np.array(GUARD_LEVELS) * 255.0)).astype(np.float32)
+        self.near_black = (1.0 - ramp(level, np.array(GUARD_LEVELS) * 255.0)).astype(np.float32)
         self.night = float(1.0 - (1.0 - ramp(self.empty, NIGHT_EMPTY)) * (1.0 - ramp(self.black, NIGHT_BLACK))) \
             * self.lit
         if judgement is not None:                 # a clip's shot keeps its first frame's judgement
             self.night, self.lit = judgement
-        self.guarded = bool(self.lit and self.guard.any())      # ToneCurve.guard is for lit photos
+        self.guarded = bool(self.lit and self.near_black.any())      # ToneCurve.guard is for lit photos
 
     @staticmethod
     def _noise(codes, above_black, detail):
@@ -282,16 +282,18 @@ class Darkness:
         spread = 1.4826 * float(data.percentile(np.abs(high_pass - data.percentile(high_pass, 50)), 50))
         return max(NOISE_FLOOR, spread)
 
-    def held(self, image, window, shape):
+    def held(self, image, window, shape, guarded=True):
         """How firmly each pixel of `window` is held, (empty dark, near-black part) [h,w,3] each (one
         weight per pixel, repeated over the channels: numpy multiplies same-shaped arrays about 2x
-        faster than it broadcasts one channel) or None where there is none: keep and guard, except
-        where the normalised input `image` there is bright (LIT_GATE); None where neither is."""
-        if not (self.empty or self.guarded):
+        faster than it broadcasts one channel) or None where there is none: keep and near_black, except
+        where the normalised input `image` there is bright (LIT_GATE); None where neither is.
+        `guarded` False leaves the near-black part out (None)."""
+        guarded = guarded and self.guarded
+        if not (self.empty or guarded):
             return None
         lit = 1.0 - ramp(luminance(image) * 255.0, LIT_GATE)
         empty = self.keep_at(window, shape) * lit if self.empty else None
-        black = resample(self.guard, window, shape) * lit if self.guarded else None
+        black = resample(self.near_black, window, shape) * lit if guarded else None
         return tuple(None if weight is None else np.repeat(weight[..., None], image.shape[-1], axis=2)
                      for weight in (empty, black))
 
@@ -604,10 +606,9 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
 
     metered, goal = target(darkness.night)
     prediction = Prediction(image, stages, gray_weight, mode)
-    held = darkness.held(image, whole, scene.luminance.shape)
     # the guard is metered on the nets' own rise, not held (alpha would climb until the whole
-    # near-black part sat at the guard)
-    held = (None if held is None else held[0], None)
+    # near-black part sat at the guard); (None, None) keeps compose from computing it
+    held = darkness.held(image, whole, scene.luminance.shape, guarded=False) or (None, None)
     renders = {}                                  # log alpha -> the measures of the nets' own output
 
     def measured(log_alpha, shape, rendered=False):

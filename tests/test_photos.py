@@ -210,7 +210,7 @@ def test_a_lit_photos_near_black_part_rises_at_most_the_guard_on_every_pixel(shi
     output = np.clip(image * 20.0 + 0.1, 0, 1).astype(np.float32)      # the nets lifting far past it
     whole = (slice(None), slice(None))
     composed = chosen.compose(output, image, whole, pixels.shape)
-    guard = exposure.resample(chosen.darkness.guard, whole, pixels.shape)
+    guard = exposure.resample(chosen.darkness.near_black, whole, pixels.shape)
     full = (guard == 1.0) & (exposure_checks.luminance(pixels) * 255 < exposure.LIT_GATE[0])
     assert full.mean() > 0.1
     assert (output - image)[full].max() > chosen.guard + 0.1
