@@ -1,6 +1,7 @@
 """Dark clips through KinD: frames streamed in and out with PyAV (its own ffmpeg), the exposure
-metered per shot and steadied in time, and the capture's noise averaged along the motion so that it
-does not boil (docs/VIDEO.md; no TensorFlow here: `nets` is evaluate.KinD or Beam's SavedModel).
+metered per shot and steadied in time, and the capture's noise and the nets' output averaged along the
+motion so that neither boils (docs/VIDEO.md; no TensorFlow here: `nets` is evaluate.KinD or Beam's
+SavedModel).
 
 Per frame, in presentation order (ClipEnhancer):
   1. a cut starts a new shot (Shots: the frame's small luminance thumbnail against the previous one);
@@ -13,7 +14,9 @@ Per frame, in presentation order (ClipEnhancer):
   4. --ratio auto meters every frame (exposure.choose) with its shot's scene judgement (the night
      weight and the lights of its first frame; the LOL regression reads the frame as captured) and
      steadies the metered gain (GainFilter: a median over the last frames against a single frame's
-     error, then a time constant short enough to follow a lamp switched on within half a second).
+     error, then a time constant short enough to follow a lamp switched on within half a second);
+  5. the nets' output is averaged with the previous one along the same motion, with the same
+     weights (Steadier.follow).
 A fixed --ratio is used as it is; --ev scales it in stops as for photos. The audio is copied packet
 by packet; the video is H.264 (yuv420p, the pixel format every player opens) at the input's
 timestamps, an odd width or height padded by one pixel (4:2:0 needs even sizes).
@@ -89,18 +92,21 @@ class Shots:
 
 
 class Steadier:
-    """The capture averaged along the motion: `steady(image)` of a frame [H,W,3] in [0, 1] is
-    image + w (warped - image), warped the previous result brought onto this frame by DIS flow and
-    w = HISTORY where the warp matches (fading to 0 over MATCH_NOISE sigmas of the frame's noise)."""
+    """Averaging along the motion: `steady(image)` of a frame [H,W,3] in [0, 1] is image + w (warped -
+    image), warped the previous result brought onto this frame by DIS flow and w = HISTORY where the
+    warp matches (fading to 0 over MATCH_NOISE sigmas of the frame's noise). `follow(output)` then
+    averages the nets' output [H,W,3] the same way, along the same motion and with the same weights,
+    with the previous result it returned: the capture's averaged noise no longer boils, and what
+    the nets add anew in each frame (the restoration's texture, a rounding) is averaged as well."""
 
     def __init__(self):
         import cv2
         self.cv2 = cv2
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self.previous = None
+        self.reset()
 
     def reset(self):
-        self.previous = None
+        self.previous = self.output = self.motion = None
 
     def _guide(self, image):
         """The lifted luminance (uint8) of a copy at most FLOW_SIDE wide, and that copy's factor."""
@@ -109,6 +115,7 @@ class Steadier:
         return (np.clip(level, 0.0, 1.0) ** FLOW_GAMMA * 255).astype(np.uint8), factor
 
     def steady(self, image):
+        self.motion = None
         if self.previous is None or self.previous.shape != image.shape:
             self.previous = image
             return image
@@ -119,16 +126,27 @@ class Steadier:
         if factor > 1:
             flow = cv2.resize(flow, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR) * factor
         rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
-        warped = cv2.remap(self.previous, cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        self.motion = (cols + flow[..., 0], rows + flow[..., 1])
+        warped = cv2.remap(self.previous, *self.motion, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
         smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
         difference = np.abs(smooth_new - smooth_old).max(axis=2)
         noise = max(NOISE_FLOOR, 1.4826 * float(np.median(np.abs(image - smooth_new))) * _blur_gain())
-        weight = HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE))
-        steadied = (image + weight[..., None].astype(np.float32) * (warped - image)).astype(np.float32)
+        self.weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
+        steadied = (image + self.weight * (warped - image)).astype(np.float32)
         self.previous = steadied
         return steadied
+
+    def follow(self, output):
+        """The nets' output uint8 [H,W,3] of the frame last steadied, averaged along its motion with
+        the previous frame's result (float, unrounded: no rounding accumulates), rounded to uint8."""
+        output = output.astype(np.float32)
+        if self.motion is not None and self.output is not None and self.output.shape == output.shape:
+            warped = self.cv2.remap(self.output, *self.motion, self.cv2.INTER_LINEAR,
+                                    borderMode=self.cv2.BORDER_REPLICATE)
+            output += self.weight * (warped - output)
+        self.output = output
+        return np.clip(np.rint(output), 0, 255).astype(np.uint8)
 
 
 def _blur_gain():
@@ -197,6 +215,8 @@ class ClipEnhancer:
         image = data.normalise(capture, statistics)
         enhanced = pipeline.relight_tiles(self.nets, lambda window: image[window], chosen, self.mode,
                                           self.tile_size, np.empty(pixels.shape, np.uint8), stages)
+        if self.steady:
+            enhanced = self.steadier.follow(enhanced)
         return enhanced, chosen, cut
 
 

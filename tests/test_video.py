@@ -182,3 +182,32 @@ def test_noise_is_averaged_along_the_motion_without_ghosts():
     behind = ((rows - HEIGHT / 2) ** 2 + (cols - (15 * 4 - 20 - 8)) ** 2 < (HEIGHT / 10) ** 2)   # just left behind
     error = np.abs(steadied[15] - moving[15] / 255.0).max(axis=2)
     assert error[behind].mean() < 2 * error[~behind].mean() + 0.01
+
+
+def test_the_nets_output_is_averaged_along_the_same_motion():
+    """Steadier.follow averages each output with the previous one along the capture's motion, with
+    its weights: on a still clip an output with new noise in every frame (the restoration's texture)
+    changes less than half as much; where the capture changed (a lamp lights the right half) the new
+    output is kept; an output that does not change stays exactly as it is (no rounding accumulates)."""
+    steadier = video.Steadier()
+    still, _ = synthetic.dark_clip(12, HEIGHT, WIDTH, seed=4, pan=0.0, mover=False)
+    rng = np.random.default_rng(1)
+    painted = np.clip(128 + rng.normal(0, 8, still.shape), 0, 255).astype(np.uint8)
+    followed, constant = [], []
+    for frame, output in zip(still, painted):
+        steadier.steady(frame / np.float32(255))
+        followed.append(steadier.follow(output))
+    change = {name: np.abs(np.diff(frames[4:].astype(np.float64), axis=0)).mean()
+              for name, frames in (('painted', painted), ('followed', np.array(followed)))}
+    assert change['followed'] < 0.5 * change['painted'], change
+    steadier.reset()
+    for frame in still[:4]:
+        steadier.steady(frame / np.float32(255))
+        constant.append(steadier.follow(np.full(frame.shape, 97, np.uint8)))
+    assert np.all(np.array(constant) == 97)
+    lit = still[4].astype(np.float64)
+    lit[:, WIDTH // 2:] = np.minimum(255, lit[:, WIDTH // 2:] * 3 + 40)
+    steadier.steady(lit.astype(np.float32) / 255)
+    result = steadier.follow(np.full(lit.shape, 220, np.uint8)).astype(np.float64)
+    assert np.abs(result[:, WIDTH // 2 + 4:] - 220).mean() < 1.0                      # the lamp's half as it is
+    assert np.abs(result[:, :WIDTH // 2 - 4] - (0.2 * 220 + 0.8 * 97)).mean() < 3.0  # the rest averaged
