@@ -204,18 +204,15 @@ class AdjustmentResponse:
 
     def at_alpha(self, alpha):
         """F(RESPONSE_LEVELS, alpha): every level's output at one constant ratio."""
-        log_alpha = min(max(math.log(alpha), self.log_alphas[0]), self.log_alphas[-1])
-        upper = min(max(int(np.searchsorted(self.log_alphas, log_alpha, 'right')), 1), len(self.log_alphas) - 1)
-        low, high = self.log_alphas[upper - 1], self.log_alphas[upper]
-        fraction = min(max((log_alpha - low) / (high - low), 0.0), 1.0)
-        return self.table[:, upper - 1] + fraction * (self.table[:, upper] - self.table[:, upper - 1])
+        return self.reached(np.full(len(self.table), math.log(alpha)))
 
     def log_ratios(self, targets):
         """log a per RESPONSE_LEVELS level that brings it to targets[level] (clamped to the range)."""
         return _interp_rows(np.asarray(targets, np.float64), self.table, self.log_alphas)
 
     def reached(self, log_ratios):
-        """F(RESPONSE_LEVELS, exp(log_ratios)): what each level is brought to by its ratio."""
+        """F(RESPONSE_LEVELS, exp(log_ratios)): what each level is brought to by its ratio (clamped to
+        the range). np.interp on every row, which shares one grid of alphas: one searchsorted."""
         log_ratios = np.asarray(log_ratios, np.float64)
         upper = np.clip(np.searchsorted(self.log_alphas, log_ratios, 'right'), 1, len(self.log_alphas) - 1)
         low, high = self.log_alphas[upper - 1], self.log_alphas[upper]

@@ -106,7 +106,11 @@ class Steadier:
         self.reset()
 
     def reset(self):
-        self.previous = self.output = self.motion = None
+        self.previous = self.output = self.motion = self.weight = None
+
+    def _warp(self, image):
+        """`image` of the last frame brought onto the frame last steadied, along its motion."""
+        return self.cv2.remap(image, *self.motion, self.cv2.INTER_LINEAR, borderMode=self.cv2.BORDER_REPLICATE)
 
     def _guide(self, image):
         """The lifted luminance (uint8) of a copy at most FLOW_SIDE wide, and that copy's factor."""
@@ -127,7 +131,7 @@ class Steadier:
             flow = cv2.resize(flow, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR) * factor
         rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
         self.motion = (cols + flow[..., 0], rows + flow[..., 1])
-        warped = cv2.remap(self.previous, *self.motion, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = self._warp(self.previous)
         smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
         smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
         difference = np.abs(smooth_new - smooth_old).max(axis=2)
@@ -142,9 +146,7 @@ class Steadier:
         the previous frame's result (float, unrounded: no rounding accumulates), rounded to uint8."""
         output = output.astype(np.float32)
         if self.motion is not None and self.output is not None and self.output.shape == output.shape:
-            warped = self.cv2.remap(self.output, *self.motion, self.cv2.INTER_LINEAR,
-                                    borderMode=self.cv2.BORDER_REPLICATE)
-            output += self.weight * (warped - output)
+            output += self.weight * (self._warp(self.output) - output)
         self.output = output
         return np.clip(np.rint(output), 0, 255).astype(np.uint8)
 
