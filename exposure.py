@@ -30,7 +30,7 @@ a photo. w meters it between a dark room (w 0: the whole frame to the exposure t
 dark held within 0.12) and a night scene (w 1: its lit part to 18 % grey, its near-black part held
 by the toe within BLACK_RISE, the empty dark within 0.02). Any lit photo keeps its near-black part
 up to a lift of HOLD_ALPHAS (alpha 15, let go by 45), and no pixel of its near-black part rises more
-than BLACK_GUARD / lit (a night photo whose black rises 0.15 is ruined).
+than BLACK_GUARD / lit^(1/4) (a night photo whose black rises 0.15 is ruined).
 
 Metering (`choose`) predicts the output of each candidate curve on a small copy of the photo from
 its decomposition and the measured response (the adjustment net gives T(I); the fusion is computed
@@ -117,6 +117,9 @@ BLACK_SHARE = (0.002, 0.01)           # the near-black part's bounds weigh in wi
                                       # longer move a frame's alpha: 1.60 -> 1.27 and back in a pan)
 BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
                                       # photo whose near-black part rises 0.15 is ruined: exposure_checks)
+GUARD_POWER = 0.25                    # ... divided by lit ** this: within the ruin line down to lit 0.41 (0.12 /
+                                      # lit, before: only down to 0.8), letting go smoothly towards lit 0
+                                      # (a dark room: 0.38 at lit 0.01; tuning half: no alpha moved)
 GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
                                       # from 1.5 x it (the night check's box may fall a little apart)
 EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1
@@ -360,7 +363,7 @@ class ToneCurve(Exposure):
         super().__init__(alpha, source)
         self.white, self.slope, self.dark, self.response = white, slope, dark, response
         self.night, self.lit, self.toe, self.darkness = night, lit, toe, darkness
-        self.guard = (BLACK_GUARD / lit if lit else np.inf) if guard is None else guard
+        self.guard = (BLACK_GUARD / lit ** GUARD_POWER if lit else np.inf) if guard is None else guard
         # how strongly the toe holds the near-black part: min(1, HOLD_GAIN night), or in a lit photo 1
         # up to alpha HOLD_ALPHAS[0], ramping to 0 at HOLD_ALPHAS[1]
         not_let_go = 1.0 - ramp(math.log(alpha), (math.log(HOLD_ALPHAS[0]), math.log(HOLD_ALPHAS[1])))

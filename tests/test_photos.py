@@ -205,7 +205,8 @@ def test_a_lit_photos_near_black_part_rises_at_most_the_guard_on_every_pixel(shi
     +EV lets it rise as much more, -EV keeps it."""
     pixels = room_beside_an_empty_black()[0]
     chosen = shipped.meter(pixels)[0]
-    assert chosen.darkness.guarded and chosen.guard == exposure.BLACK_GUARD / chosen.lit, chosen.describe()
+    assert chosen.darkness.guarded and chosen.guard == pytest.approx(exposure.BLACK_GUARD / chosen.lit ** 0.25), \
+        chosen.describe()
     image = data.normalise(pixels)
     output = np.clip(image * 20.0 + 0.1, 0, 1).astype(np.float32)      # the nets lifting far past it
     whole = (slice(None), slice(None))
@@ -311,6 +312,20 @@ def test_the_tone_curve_lifts_shadows_by_alpha_keeps_highlights_and_keeps_the_or
                                rtol=1e-3)                                 # what the net is predicted to give
     brighter = curve.at(8.0)
     assert brighter.alpha == 8.0 and np.all(brighter.target() >= target)
+
+
+def test_the_guard_stays_under_the_ruin_line_for_dim_lights_and_lets_go_smoothly():
+    """A lit photo's near-black guard is BLACK_GUARD at full lights, under the ruin line while the
+    lights are at least 0.41 lit (a dim lamp, lit 0.5: 0.143, where 0.12 / lit allowed 0.24), and
+    lets go without a step towards an unlit dark room (no guard at lit 0)."""
+    response = linear_response()
+    lits = np.linspace(0.0, 1.0, 1001)
+    guards = np.array([exposure.ToneCurve(8.0, 1.0, 0.25, 1.0, response, lit=lit).guard for lit in lits])
+    assert guards[-1] == pytest.approx(exposure.BLACK_GUARD) and guards[0] == np.inf
+    assert np.all(np.diff(guards) <= 0)
+    assert guards[lits >= 0.41].max() < exposure_checks.RUINED_RISE < guards[lits <= 0.40].min()
+    assert guards[lits == 0.5][0] == pytest.approx(0.1427, abs=1e-4)
+    assert guards[lits == 0.01][0] > 0.35 and np.isfinite(guards[1:]).all()       # nearly a room: 0.38
 
 
 def test_a_global_share_of_one_is_a_constant_ratio():
