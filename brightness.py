@@ -59,8 +59,13 @@ def features(raw):
     signed_high_pass = pixels - data.gaussian(pixels, HIGH_PASS_SIGMA)
     high_pass = np.abs(signed_high_pass)
     # chroma = pixels - luminance, and the Gaussian is linear: chroma's high-pass is the pixels' less
-    # their mean over channels
-    chroma_high_pass = np.abs(signed_high_pass - signed_high_pass.mean(axis=2, keepdims=True))
+    # their mean over channels (summed by hand: numpy's mean over a last axis of 3 is 3x slower,
+    # the same float32 sums)
+    centre = signed_high_pass[..., 0] + signed_high_pass[..., 1]
+    centre += signed_high_pass[..., 2]
+    centre /= np.float32(3.0)
+    chroma_high_pass = signed_high_pass - centre[..., None]
+    np.abs(chroma_high_pass, out=chroma_high_pass)
     level = data.gaussian(luminance, BAND_SIGMA)
     high, middle = data.percentile(luminance, 99), data.percentile(luminance, 50)
     values = [np.log(luminance.mean() + 1e-3), np.log(data.percentile(high_pass, 50) + 1e-3),
