@@ -19,6 +19,8 @@ and mode, on luminance Y in levels of 255:
   steady output's mean over the input's)
   warp      the warping error: mean |Y(t) - Y(t-1) warped by DIS flow of the input|, where the flow
             is consistent forward and backward (occlusions left out)
+            (also for a steady brightening of the input, rounded and clipped, a third row per clip:
+            the input's own warping error, from its noise and its compression)
   psnr      against the ground truth (generated clips), mean over frames
   mean      the output's mean Y; fps, frames enhanced per second (ClipEnhancer: decoding and H.264
             encoding, the same for both modes, left out); lamp, how long after the lamp the
@@ -72,19 +74,29 @@ def shimmer(levels):
     return float(np.median(np.abs(np.diff(levels, axis=0)).mean(axis=0)))
 
 
-def warping_error(levels, inputs):
-    """Mean |Y(t) - warped Y(t-1)| over pixels whose DIS flow (on the lifted input) is consistent."""
+def input_warps(inputs):
+    """Per frame pair t-1 -> t of the input frames [T,H,W,3]: (map_x, map_y, consistent), the DIS flow
+    (on the lifted input) that brings frame t-1 onto frame t and where it is consistent forward
+    and backward (occlusions left out)."""
     import cv2
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     guide = (np.clip(luminance(inputs) / 255.0, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
-    rows, cols = np.mgrid[0:levels.shape[1], 0:levels.shape[2]].astype(np.float32)
-    errors = []
-    for t in range(1, len(levels)):
+    rows, cols = np.mgrid[0:inputs.shape[1], 0:inputs.shape[2]].astype(np.float32)
+    warps = []
+    for t in range(1, len(inputs)):
         backward = flow.calc(guide[t], guide[t - 1], None)
         forward = flow.calc(guide[t - 1], guide[t], None)
         map_x, map_y = cols + backward[..., 0], rows + backward[..., 1]
         returned = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
-        consistent = np.hypot(*(backward + returned).transpose(2, 0, 1)) < 0.5
+        warps.append((map_x, map_y, np.hypot(*(backward + returned).transpose(2, 0, 1)) < 0.5))
+    return warps
+
+
+def warping_error(levels, warps):
+    """Mean |Y(t) - warped Y(t-1)| over the pixels where the input's flow is consistent (input_warps)."""
+    import cv2
+    errors = []
+    for t, (map_x, map_y, consistent) in enumerate(warps, start=1):
         warped = cv2.remap(levels[t - 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
         errors.append(float(np.abs(levels[t] - warped)[consistent].mean()))
     return float(np.mean(errors))
@@ -127,14 +139,14 @@ def settle_time(alphas, fps):
 
 def measure(kind, name, frames, fps, still, truth=None):
     """{mode: measures} of one clip, both modes."""
-    inputs = luminance(frames)
+    inputs, warps = luminance(frames), input_warps(frames)
     results, gain = {}, None
     for mode, steady in (('steady', True), ('frame by frame', False)):
         outputs, speed, alphas = enhanced_frames(kind, frames, fps, steady)
         levels = luminance(outputs)
         gain = gain or levels.mean() / max(inputs.mean(), 1e-6)
         row = {'flicker': flicker(levels), 'flicker_x': flicker(levels) / max(gain * flicker(inputs), 1e-6),
-               'warp': warping_error(levels, frames), 'mean': levels.mean(), 'fps': speed}
+               'warp': warping_error(levels, warps), 'mean': levels.mean(), 'fps': speed}
         if still:
             row['shimmer'] = shimmer(levels)
             row['shimmer_x'] = row['shimmer'] / max(gain * shimmer(inputs), 1e-6)
@@ -143,6 +155,13 @@ def measure(kind, name, frames, fps, still, truth=None):
         if name == 'lamp':
             row['lamp_s'] = settle_time(alphas, fps)
         results[mode] = row
+    # the reference the ratios of flicker and shimmer are taken to: a steady brightening of the
+    # input (its Y times the clip's gain, rounded), whose warping error is the input's own
+    brightened = np.clip(np.rint(inputs * gain), 0, 255)
+    results['steady brightening'] = {'flicker': flicker(brightened), 'warp': warping_error(brightened, warps),
+                                     'mean': brightened.mean()}
+    if still:
+        results['steady brightening']['shimmer'] = shimmer(brightened)
     print('  %s: done' % name, flush=True)
     return results
 
@@ -159,6 +178,8 @@ def print_table(results):
     for name, modes in results.items():
         steady, alone = modes['steady'], modes['frame by frame']
         parts = ['warp %.2fx' % (steady['warp'] / alone['warp']), 'mean %.2fx' % (steady['mean'] / alone['mean'])]
+        if 'steady brightening' in modes:
+            parts.append("(a steady brightening's warp %.2fx)" % (modes['steady brightening']['warp'] / alone['warp']))
         if 'shimmer' in steady:
             parts.append('shimmer %.2fx' % (steady['shimmer'] / alone['shimmer']))
         if 'psnr' in steady:
