@@ -117,9 +117,9 @@ BLACK_SHARE = (0.002, 0.01)           # the near-black part's bounds weigh in wi
                                       # longer move a frame's alpha: 1.60 -> 1.27 and back in a pan)
 BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
                                       # photo whose near-black part rises 0.15 is ruined: exposure_checks)
-GUARD_POWER = 0.25                    # ... divided by lit ** this: within the ruin line down to lit 0.41 (0.12 /
-                                      # lit, before: only down to 0.8), letting go smoothly towards lit 0
-                                      # (a dark room: 0.38 at lit 0.01; tuning half: no alpha moved)
+GUARD_POWER = 0.25                    # ... divided by lit ** this: under the ruin line down to lit 0.41
+                                      # (divided by lit: down to 0.8), letting go smoothly towards lit 0
+                                      # (0.38 at lit 0.01, nearly a room; tuning half: no alpha moved)
 GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
                                       # from 1.5 x it (the night check's box may fall a little apart)
 EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1

@@ -44,8 +44,9 @@ CUT_DIFFERENCE, CUT_RATIO, CUT_HISTORY = 0.25, 4.0, 15
 # Steadier: flow on the lifted luminance of a copy at most FLOW_SIDE px wide; the history's weight
 # (at most HISTORY: about 1 / (1 - 0.8) = 5 frames averaged) falls to 0 where the smoothed warped
 # frame differs from the new one by more than MATCH_NOISE times the noise (a 2.5-sigma test).
-FLOW_SIDE = 1920                       # full resolution up to 1080p: +25 ms a 1080p frame against 480 px (the nets
-                                       # take about 5 s); the real clips' warping error 0.33-0.84x frame by frame's, was 0.37-1.05x
+FLOW_SIDE = 1920                       # full resolution up to 1080p: +25 ms a 1080p frame against 480 px
+                                       # (the nets take about 5 s); the real clips' warping error
+                                       # 0.33-0.84x frame by frame's, was 0.37-1.05x
 FLOW_GAMMA = 1 / 2.2
 HISTORY = 0.8
 MATCH_SIGMA = 1.5                      # px: the smoothing of both frames before they are compared
