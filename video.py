@@ -22,6 +22,7 @@ by packet; the video is H.264 (yuv420p, the pixel format every player opens) at 
 timestamps, an odd width or height padded by one pixel (4:2:0 needs even sizes).
 """
 import collections
+import functools
 import math
 import os
 import uuid
@@ -131,13 +132,13 @@ class Steadier:
         flow = self.flow.calc(guide, previous_guide, None)          # where each pixel was in the last frame
         if factor > 1:
             flow = cv2.resize(flow, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR) * factor
-        rows, cols = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+        rows, cols = _pixel_grid(*image.shape[:2])
         self.motion = (cols + flow[..., 0], rows + flow[..., 1])
         warped = self._warp(self.previous)
         smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
         smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
         difference = np.abs(smooth_new - smooth_old).max(axis=2)
-        noise = max(NOISE_FLOOR, 1.4826 * float(np.median(np.abs(image - smooth_new))) * _blur_gain())
+        noise = max(NOISE_FLOOR, 1.4826 * float(data.percentile(np.abs(image - smooth_new), 50)) * _blur_gain())
         self.weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
         steadied = (image + self.weight * (warped - image)).astype(np.float32)
         self.previous = steadied
@@ -151,6 +152,14 @@ class Steadier:
             output += self.weight * (self._warp(self.output) - output)
         self.output = output
         return np.clip(np.rint(output), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=2)
+def _pixel_grid(height, width):
+    """(rows, columns) float32 [H,W]: each pixel's coordinates, made once per frame size (8 ms at 1080p)."""
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    rows.flags.writeable = cols.flags.writeable = False          # shared by every frame of that size
+    return rows, cols
 
 
 def _blur_gain():

@@ -156,7 +156,7 @@ def measure(kind, name, frames, fps, still, truth=None):
             row['lamp_s'] = settle_time(alphas, fps)
         results[mode] = row
     # the reference the ratios of flicker and shimmer are taken to: a steady brightening of the
-    # input (its Y times the clip's gain, rounded), whose warping error is the input's own
+    # input (its Y times the clip's gain, rounded and clipped), whose warping error is the input's own
     brightened = np.clip(np.rint(inputs * gain), 0, 255)
     results['steady brightening'] = {'flicker': flicker(brightened), 'warp': warping_error(brightened, warps),
                                      'mean': brightened.mean()}
