@@ -546,8 +546,11 @@ class Prediction:
             self.gain = ((1.0 - stages['illumination']) * stages['restored'] * gray_weight).astype(np.float32)
 
     def __call__(self, curve):
-        adjusted = at_levels(curve.reached().astype(np.float32), self.positions)
-        return self.base + self.gain * adjusted[..., None]
+        return self.fused(at_levels(curve.reached().astype(np.float32), self.positions)[..., None])
+
+    def fused(self, adjusted):
+        """The output [h,w,3] for an adjusted illumination I-hat [h,w,1]: predicted, or the net's own."""
+        return self.base + self.gain * adjusted
 
 
 def gray_trick_weight(reflectance):
@@ -608,9 +611,10 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
     regression's mean (brightness.lol_prediction) or None, called only where the target reads it
     (a dark photo, as far as it is no night scene: the regression is fit on LOL's rooms, which have
     neither lights nor a sky). Predicts METER_GRID alphas (twice where the bright shape cannot reach
-    the target), then at most METER_REFINE more; `render(curve)`, the nets' output on the copy, then
-    meets the target exactly where it decides alpha (at most TARGET_REFINE secant steps) and checks
-    the upper bounds (bisecting on it where one is exceeded)."""
+    the target), then at most METER_REFINE more; `render(curve)`, the adjustment net's own I-hat
+    [h,w,1] on the copy (fused as the graph fuses it: Prediction.fused), then meets the target
+    exactly where it decides alpha (at most TARGET_REFINE secant steps) and checks the upper bounds
+    (bisecting on it where one is exceeded)."""
     scene = Scene(raw, image, darkness, scale)
     gray_weight = gray_trick_weight(stages['reflectance'])
     dark = min(scene.mean, float(np.mean(raw))) < TARGET_KNOTS[1][0]    # where a prediction moves the target
@@ -641,8 +645,8 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
 
     def output_of(log_alpha, shape, rendered=False):
         curve = ToneCurve(math.exp(log_alpha), response=response, **shape)
-        return curve, curve.compose(render(curve) if rendered else prediction(curve), image, whole,
-                                    scene.luminance.shape, held)
+        output = prediction.fused(render(curve)) if rendered else prediction(curve)
+        return curve, curve.compose(output, image, whole, scene.luminance.shape, held)
 
     def measured(log_alpha, shape, rendered=False, computed=None):
         if rendered and log_alpha in renders:

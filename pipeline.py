@@ -301,8 +301,14 @@ def meter(nets, pixels, mode, tile_size, fit=None, rule='auto', margins=MARGINS,
         copy = {name: data.box_downscale(array, render_factor) for name, array in stages.items()}
         copy_image = data.box_downscale(image, render_factor)
 
+        # a render fetches the adjustment net's I-hat alone (the plain output with R-hat = 1: every
+        # nets' interface has it) and choose fuses it: 2.4 ms a render, not 3.6 for the whole fusion
+        ones = np.ones_like(copy['restored'])
+        adjustment_only = {'reflectance': ones, 'illumination': copy['illumination'], 'restored': ones}
+
         def render(curve):
-            return nets.relight_tile(copy_image, copy, curve.ratio_map(copy['illumination']), mode)
+            return nets.relight_tile(copy_image, adjustment_only, curve.ratio_map(copy['illumination']),
+                                     'plain')[..., :1]
 
         darkness = exposure.Darkness(small, judgement)
         chosen = exposure.choose(data.box_downscale(small, render_factor), copy_image, copy, adjustment_response(nets),

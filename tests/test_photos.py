@@ -388,14 +388,15 @@ def test_never_darker_is_met_within_a_level_of_the_brightest_output_where_the_in
 
 def metered_by(raw, reflectance, predict=None):
     """choose on a raw frame whose stages are R = `reflectance`, I = its luminance, R-hat = R: the
-    predicted plain output is then R T(I) (a linear response), and a render that is that prediction."""
+    predicted plain output is then R T(I) (a linear response), and a render (of I-hat; its output
+    returned with the exposure) that is that prediction."""
     illumination = exposure.luminance(raw)[..., None]
     stages = {'reflectance': reflectance, 'illumination': illumination, 'restored': np.ones_like(raw)}
 
     def render(curve):
-        return np.minimum(1.0, curve.adjusted(illumination) * np.ones_like(raw))
-    return exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain', predict,
-                           render), render
+        return np.minimum(1.0, curve.adjusted(illumination))
+    return (exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain', predict,
+                            render), lambda curve: render(curve) * np.ones_like(raw))
 
 
 def test_the_bounds_bisection_is_guided_by_the_predictions_bias():
@@ -411,13 +412,13 @@ def test_the_bounds_bisection_is_guided_by_the_predictions_bias():
 
     def render(curve):
         renders.append(curve.alpha)
-        return np.minimum(1.0, 1.03 * curve.adjusted(illumination) * np.ones_like(raw))
+        return np.minimum(1.0, 1.03 * curve.adjusted(illumination))
     chosen = exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain', None, render)
     assert len(renders) <= exposure.TARGET_REFINE + 3, renders          # a plain bisection: + 7
     goal = exposure.exposure_target(exposure.luminance(raw).mean()) - exposure.TARGET_TOLERANCE
 
     def rendered_mean(alpha):
-        return exposure.luminance(data.to_uint8(render(chosen.at(alpha))) / 255.0).mean()
+        return exposure.luminance(data.to_uint8(render(chosen.at(alpha)) * np.ones_like(raw)) / 255.0).mean()
     step = math.exp(math.log(exposure.ALPHA_RANGE[1] / exposure.ALPHA_RANGE[0]) / (exposure.METER_GRID - 1)
                     / 2 ** exposure.METER_REFINE)                        # the bisection's resolution
     assert rendered_mean(chosen.alpha) <= goal < rendered_mean(chosen.alpha * step * 1.01)
@@ -439,8 +440,7 @@ def test_the_guided_bisection_follows_a_bias_that_changes_with_alpha(monkeypatch
 
         def render(curve):
             renders.append(curve.alpha)
-            return np.minimum(1.0, (1.03 + 0.02 * math.log(curve.alpha)) * curve.adjusted(illumination)
-                              * np.ones_like(raw))
+            return np.minimum(1.0, (1.03 + 0.02 * math.log(curve.alpha)) * curve.adjusted(illumination))
         alpha = exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain', None,
                                 render).alpha
         return alpha, len(renders)
@@ -474,7 +474,7 @@ def test_a_speck_of_black_does_not_decide_a_photos_exposure(monkeypatch):
         stages = {'reflectance': raw, 'illumination': illumination, 'restored': np.ones_like(raw)}
 
         def render(curve):                                  # the nets, lifting black by 0.05
-            return np.minimum(1.0, curve.adjusted(illumination) * np.ones_like(raw) + 0.05 * (raw < 0.01))
+            return np.minimum(1.0, curve.adjusted(illumination) + 0.05 * (illumination < 0.01))
         darkness = exposure.Darkness(raw)
         assert darkness.lit == 1
         return exposure.choose(raw, raw, stages, linear_response(), darkness, 1.0, 'plain', None, render).alpha
