@@ -205,7 +205,7 @@ def cost_run(args):
                     kind.enhance_pixels(photo, ratio)
                     seconds[rule, index, repeat] = time.perf_counter() - start
         fixed, auto = np.median(seconds, axis=2).sum(axis=1)          # per-photo medians, summed
-        print('| %s (%d) | %.2f | %.2f | %.2fx |' % (label, len(photos), fixed, auto, auto / fixed), flush=True)
+        print('| %s (%d) | %.2f | %.2f | %.3fx |' % (label, len(photos), fixed, auto, auto / fixed), flush=True)
     return 0
 
 

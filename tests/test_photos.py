@@ -236,6 +236,32 @@ def edge_scene():
     return room
 
 
+def test_a_metering_render_fused_by_choose_is_the_nets_own_output(shipped, monkeypatch):
+    """pipeline.meter's render fetches the adjustment net's I-hat alone on the metering copy, and
+    choose fuses it as Prediction does: the nets' own plain output exactly, and their fusion (the
+    gray trick's Gaussian in TF against OpenCV's) to float32 round-off."""
+    captured = {}
+    choose = exposure.choose
+
+    def capture(raw, image, stages, response, darkness, scale, mode, predict, render):
+        captured.update(image=image, stages=stages, render=render)
+        return choose(raw, image, stages, response, darkness, scale, mode, predict, render)
+    monkeypatch.setattr(exposure, 'choose', capture)
+    chosen = shipped.meter(edge_scene())[0]
+    image, stages = captured['image'], captured['stages']
+    assert image.shape[0] < HEIGHT                                  # the copy, not the photo
+    adjusted = captured['render'](chosen)
+    assert adjusted.shape == stages['illumination'].shape
+    ratio_map = chosen.ratio_map(stages['illumination'])
+    for mode in ('plain', 'fusion'):
+        prediction = exposure.Prediction(image, stages, exposure.gray_trick_weight(stages['reflectance']), mode)
+        nets = shipped.relight_tile(image, stages, ratio_map, mode)
+        if mode == 'plain':
+            np.testing.assert_array_equal(prediction.fused(adjusted), nets)
+        else:
+            np.testing.assert_allclose(prediction.fused(adjusted), nets, atol=1e-6)
+
+
 def test_the_ratio_map_follows_the_illumination_and_leaves_no_halo_at_an_edge(shipped):
     """A is a pointwise function of I (equal I, equal A; so tiles cut it like the image), and on the
     dark side of a light/dark edge the output reaches its plateau within a few pixels: no dark
@@ -388,8 +414,8 @@ def test_never_darker_is_met_within_a_level_of_the_brightest_output_where_the_in
 
 def metered_by(raw, reflectance, predict=None):
     """choose on a raw frame whose stages are R = `reflectance`, I = its luminance, R-hat = R: the
-    predicted plain output is then R T(I) (a linear response), and a render (of I-hat; its output
-    returned with the exposure) that is that prediction."""
+    predicted plain output is then R T(I) (a linear response), and the render, I-hat, is that
+    prediction. Returns the exposure and the output [h,w,3] under any curve."""
     illumination = exposure.luminance(raw)[..., None]
     stages = {'reflectance': reflectance, 'illumination': illumination, 'restored': np.ones_like(raw)}
 
