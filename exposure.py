@@ -198,10 +198,10 @@ class AdjustmentResponse:
         return levels[..., None].astype(np.float32), alphas[..., None].astype(np.float32)
 
     @classmethod
-    def measure(cls, relight_plain):
-        """The response of a net: `relight_plain(illumination, ratio_map)` -> R-hat * I-hat with R-hat = 1."""
+    def measure(cls, adjusted_illumination):
+        """The response of a net: `adjusted_illumination(illumination, ratio_map)` -> its I-hat [h,w,1]."""
         illumination, ratio_map = cls.probe()
-        adjusted = np.asarray(relight_plain(illumination, ratio_map))[..., 0]
+        adjusted = np.asarray(adjusted_illumination(illumination, ratio_map))[..., 0]
         centre = RESPONSE_PATCH // 2
         return cls(adjusted[centre::RESPONSE_PATCH, centre::RESPONSE_PATCH])
 
