@@ -115,11 +115,12 @@ BLACK_SHARE = (0.002, 0.01)           # the near-black part's bounds weigh in wi
                                       # none below 0.2 % (two or three of the night check's boxes at 640
                                       # px), fully from 1 % (a few pixels of black coming and going no
                                       # longer move a frame's alpha: 1.60 -> 1.27 and back in a pan)
-BLACK_GUARD = 0.12                    # in a lit photo the near-black part rises at most this (a night
-                                      # photo whose near-black part rises 0.15 is ruined: exposure_checks)
-GUARD_POWER = 0.25                    # ... divided by lit ** this: under the ruin line down to lit 0.41
-                                      # (divided by lit: down to 0.8), letting go smoothly towards lit 0
-                                      # (0.38 at lit 0.01, nearly a room; tuning half: no alpha moved)
+BLACK_GUARD = 0.04                    # in a lit photo the near-black part rises at most this: what a night
+                                      # photo's black may rise and still look right (exposure_checks; 0.15
+                                      # ruins it). Tuning half: 0.12 night 20 / 22, 0.06 20, 0.04 21, no
+                                      # dark scene lost (the lit rooms' near-black part is a small share)
+GUARD_POWER = 0.25                    # ... divided by lit ** this: under the ruin line down to lit 0.005
+                                      # (lights 0.51), letting go smoothly towards lit 0 (an unlit room)
 GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
                                       # from 1.5 x it (the night check's box may fall a little apart)
 EMPTY_RISE = (0.12, 0.02)             # the empty dark rises at most this above its input, at w 0 and 1

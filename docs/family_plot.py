@@ -5,8 +5,9 @@ eleven steps (synthetic.room_to_night), the output's dark part, lit part and mea
   python docs/family_plot.py --plot docs/family.png   # and the figure (needs matplotlib, a documentation tool)
 
 Also plotted: the same family under a rule with a hard threshold instead of exposure.NIGHT_EMPTY's
-ramp (the night weight jumping where the empty share crosses 0.4) and a lit photo's black released
-at alpha 2-6 (exposure.HOLD_ALPHAS of the first version), which is what a cliff looks like.
+ramp (the night weight jumping where the empty share crosses 0.4), a lit photo's black released
+at alpha 2-6 (exposure.HOLD_ALPHAS of the first version) and guarded within 0.12 (BLACK_GUARD
+until 2026-12-07), which is what a cliff looks like.
 """
 import argparse
 import os
@@ -45,6 +46,7 @@ def main(argv=None):
     ramp = levels(kind)
     exposure.NIGHT_EMPTY = (0.4, 0.4001)                     # a threshold: the cliff, for comparison
     exposure.HOLD_ALPHAS = (2.0, 6.0)
+    exposure.BLACK_GUARD = 0.12
     cliff = levels(kind)
     print('step | dark part | lit part | mean | night | alpha || with a threshold: dark part | lit part | mean')
     for step, row, hard in zip(STEPS, ramp, cliff):

@@ -83,7 +83,8 @@ def test_a_photo_between_a_dark_room_and_a_night_scene_gets_an_exposure_between(
     room to a kept sky, and it, the lit part and the mean each move by at most about 40 % of their
     whole change in one step, the night weight passing through values between; a hard threshold
     on the empty share (the old rule's kind of decision), with a lit photo's black released at
-    alpha 2-6 as the first version of the hold had it, moves the black part in one step."""
+    alpha 2-6 and guarded within 0.12 as the first versions of the hold and the guard had it,
+    moves the black part in one step."""
     rows = family_levels(shipped)
     dark, lit, mean, night = rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4]
     assert dark[0] > 0.3 and dark[-1] < 0.03 and night[0] == 0 and night[-1] > 0.99, rows
@@ -93,6 +94,7 @@ def test_a_photo_between_a_dark_room_and_a_night_scene_gets_an_exposure_between(
             name, column)
     monkeypatch.setattr(exposure, 'NIGHT_EMPTY', (0.4, 0.4001))
     monkeypatch.setattr(exposure, 'HOLD_ALPHAS', (2.0, 6.0))
+    monkeypatch.setattr(exposure, 'BLACK_GUARD', 0.12)
     assert largest_step_share(family_levels(shipped)[:, 1]) > 0.45
 
 
@@ -341,17 +343,17 @@ def test_the_tone_curve_lifts_shadows_by_alpha_keeps_highlights_and_keeps_the_or
 
 
 def test_the_guard_stays_under_the_ruin_line_for_dim_lights_and_lets_go_smoothly():
-    """A lit photo's near-black guard is BLACK_GUARD at full lights, under the ruin line while the
-    lights are at least 0.41 lit (a dim lamp, lit 0.5: 0.143, where 0.12 / lit allowed 0.24), and
-    lets go without a step towards an unlit dark room (no guard at lit 0)."""
+    """A lit photo's near-black guard is BLACK_GUARD (0.04, what a night photo's black may rise) at
+    full lights, under the ruin line while the photo is at all lit (down to lit 0.005: a dim lamp,
+    lit 0.5, 0.048), and lets go without a step towards an unlit dark room (no guard at lit 0)."""
     response = linear_response()
-    lits = np.linspace(0.0, 1.0, 1001)
+    lits = np.linspace(0.0, 1.0, 10001)
     guards = np.array([exposure.ToneCurve(8.0, 1.0, 0.25, 1.0, response, lit=lit).guard for lit in lits])
-    assert guards[-1] == pytest.approx(exposure.BLACK_GUARD) and guards[0] == np.inf
-    assert np.all(np.diff(guards) <= 0)
-    assert guards[lits >= 0.41].max() < exposure_checks.RUINED_RISE < guards[lits <= 0.40].min()
-    assert guards[lits == 0.5][0] == pytest.approx(0.1427, abs=1e-4)
-    assert guards[lits == 0.01][0] > 0.35 and np.isfinite(guards[1:]).all()       # nearly a room: 0.38
+    assert guards[-1] == pytest.approx(exposure.BLACK_GUARD) == pytest.approx(exposure_checks.BLACK_RISE)
+    assert guards[0] == np.inf and np.isfinite(guards[1:]).all() and np.all(np.diff(guards) <= 0)
+    assert guards[lits >= 0.0051].max() < exposure_checks.RUINED_RISE < guards[lits <= 0.0050].min()
+    assert guards[5000] == pytest.approx(0.04 / 0.5 ** 0.25, abs=1e-6)
+    assert guards[1] > 0.35                                                       # nearly a room: 0.4
 
 
 def test_a_global_share_of_one_is_a_constant_ratio():
