@@ -117,8 +117,8 @@ BLACK_SHARE = (0.002, 0.01)           # the near-black part's bounds weigh in wi
                                       # longer move a frame's alpha: 1.60 -> 1.27 and back in a pan)
 BLACK_GUARD = 0.04                    # in a lit photo the near-black part rises at most this: what a night
                                       # photo's black may rise and still look right (exposure_checks; 0.15
-                                      # ruins it). Tuning half: 0.12 night 20 / 22, 0.06 20, 0.04 21, no
-                                      # dark scene lost (the lit rooms' near-black part is a small share)
+                                      # ruins it). Tuning half, night: 0.12 20 / 22, 0.06 20 / 22, 0.04
+                                      # 21 / 22, no dark scene's verdict moved
 GUARD_POWER = 0.25                    # ... divided by lit ** this: under the ruin line down to lit 0.005
                                       # (lights 0.51), letting go smoothly towards lit 0 (an unlit room)
 GUARD_LEVELS = (0.03, 0.045)          # ... on every pixel of the full frame: fully below BLACK_LEVEL, not
