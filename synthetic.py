@@ -129,6 +129,13 @@ def room_to_night(step, height=160, width=240, seed=7, full_well=20000.0, read_n
     return expose(linear, full_well, read_noise, np.random.default_rng(seed)), dark, ~dark
 
 
+# What a cliff on that family looks like (docs/family_plot.py, tests/test_photos.py): exposure
+# constants of earlier rules, a hard threshold on the empty share instead of NIGHT_EMPTY's ramp, a
+# lit photo's black released at alpha 2-6 (the first HOLD_ALPHAS) and guarded within 0.12
+# (BLACK_GUARD until 2026-12-07).
+CLIFF_RULE = {'NIGHT_EMPTY': (0.4, 0.4001), 'HOLD_ALPHAS': (2.0, 6.0), 'BLACK_GUARD': 0.12}
+
+
 def class_scenes(height=160, width=240):
     """({label: (class, uint8 capture)}, {label: sky mask} of the night scenes): the generated scenes
     of the four kinds of dark photo (exposure_checks.CLASSES) that tests/test_photos.py and

@@ -4,10 +4,10 @@ eleven steps (synthetic.room_to_night), the output's dark part, lit part and mea
   python docs/family_plot.py                      # the table
   python docs/family_plot.py --plot docs/family.png   # and the figure (needs matplotlib, a documentation tool)
 
-Also plotted: the same family under a rule with a hard threshold instead of exposure.NIGHT_EMPTY's
-ramp (the night weight jumping where the empty share crosses 0.4), a lit photo's black released
-at alpha 2-6 (exposure.HOLD_ALPHAS of the first version) and guarded within 0.12 (BLACK_GUARD
-until 2026-12-07), which is what a cliff looks like.
+Also plotted: the same family under synthetic.CLIFF_RULE, a hard threshold instead of
+exposure.NIGHT_EMPTY's ramp (the night weight jumping where the empty share crosses 0.4), a lit
+photo's black released at alpha 2-6 (exposure.HOLD_ALPHAS of the first version) and guarded within
+0.12 (BLACK_GUARD until 2026-12-07), which is what a cliff looks like.
 """
 import argparse
 import os
@@ -44,9 +44,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     kind = evaluate.KinD(os.path.join(HERE, '..', 'checkpoint'))
     ramp = levels(kind)
-    exposure.NIGHT_EMPTY = (0.4, 0.4001)                     # a threshold: the cliff, for comparison
-    exposure.HOLD_ALPHAS = (2.0, 6.0)
-    exposure.BLACK_GUARD = 0.12
+    for name, value in synthetic.CLIFF_RULE.items():         # a threshold: the cliff, for comparison
+        setattr(exposure, name, value)
     cliff = levels(kind)
     print('step | dark part | lit part | mean | night | alpha || with a threshold: dark part | lit part | mean')
     for step, row, hard in zip(STEPS, ramp, cliff):

@@ -92,9 +92,8 @@ def test_a_photo_between_a_dark_room_and_a_night_scene_gets_an_exposure_between(
     for name, column in (('dark part', dark), ('lit part', lit), ('mean', mean)):
         assert largest_step_share(column) < 0.65 if name == 'lit part' else largest_step_share(column) < 0.45, (
             name, column)
-    monkeypatch.setattr(exposure, 'NIGHT_EMPTY', (0.4, 0.4001))
-    monkeypatch.setattr(exposure, 'HOLD_ALPHAS', (2.0, 6.0))
-    monkeypatch.setattr(exposure, 'BLACK_GUARD', 0.12)
+    for name, value in synthetic.CLIFF_RULE.items():
+        monkeypatch.setattr(exposure, name, value)
     assert largest_step_share(family_levels(shipped)[:, 1]) > 0.45
 
 
