@@ -161,6 +161,13 @@ class KinD:
         fetched = self._fetch(names or (mode,), feed)
         return fetched if names else fetched[mode]
 
+    def adjust_tile(self, illumination, ratio_map):
+        """I-hat [h,w,1] of the adjustment net alone for an illumination I and a ratio map, both
+        [h,w,1]: the metering's renders (pipeline.adjusted_illumination), fed and fetched without
+        the other stages (0.3 ms less a render than relight_tile's plain output)."""
+        return self._fetch(('adjusted',), {self.outputs['illumination']: illumination[None],
+                                           self.ratio_map: ratio_map[None]})['adjusted']
+
     # --- whole images ------------------------------------------------------------------------------
 
     def decompose(self, image):

@@ -38,6 +38,7 @@ as the nets compute it), then checks the chosen alpha on the nets' own output of
 the smallest that brings the metered mean to the exposure target and lifts the shadows, subject to
 never darker, no extra clipping and the bounds on the near-black part.
 """
+import bisect
 import math
 
 import numpy as np
@@ -188,6 +189,7 @@ class AdjustmentResponse:
         table = np.maximum.accumulate(np.asarray(table, np.float64), axis=1)   # non-decreasing in a
         self.table = table + np.arange(table.shape[1]) * 1e-9                  # strictly, for interp
         self.log_levels, self.log_alphas = np.log(RESPONSE_LEVELS), np.log(RESPONSE_ALPHAS)
+        self._log_alpha_list, self._rows = self.log_alphas.tolist(), np.arange(len(self.table))
 
     @staticmethod
     def probe():
@@ -207,12 +209,25 @@ class AdjustmentResponse:
         return cls(adjusted[centre::RESPONSE_PATCH, centre::RESPONSE_PATCH])
 
     def at_alpha(self, alpha):
-        """F(RESPONSE_LEVELS, alpha): every level's output at one constant ratio."""
-        return self.reached(np.full(len(self.table), math.log(alpha)))
+        """F(RESPONSE_LEVELS, alpha): every level's output at one constant ratio (reached's numbers,
+        with one position on the shared grid of alphas for every level)."""
+        log_alpha = math.log(alpha)
+        upper = min(max(bisect.bisect_right(self._log_alpha_list, log_alpha), 1), len(self.log_alphas) - 1)
+        low, high = self._log_alpha_list[upper - 1], self._log_alpha_list[upper]
+        fraction = min(max((log_alpha - low) / (high - low), 0.0), 1.0)
+        below = self.table[:, upper - 1]
+        return below + fraction * (self.table[:, upper] - below)
 
     def log_ratios(self, targets):
-        """log a per RESPONSE_LEVELS level that brings it to targets[level] (clamped to the range)."""
-        return _interp_rows(np.asarray(targets, np.float64), self.table, self.log_alphas)
+        """log a per RESPONSE_LEVELS level that brings it to targets[level] (clamped to the range):
+        np.interp(targets[r], table[r], log_alphas) for every row r at once (np.interp's own loop
+        over rows took 40 calls a curve)."""
+        targets = np.asarray(targets, np.float64)
+        upper = np.clip(np.count_nonzero(self.table <= targets[:, None], axis=1), 1, len(self.log_alphas) - 1)
+        low, high = self.table[self._rows, upper - 1], self.table[self._rows, upper]
+        fraction = np.clip((targets - low) / (high - low), 0.0, 1.0)
+        below = self.log_alphas[upper - 1]
+        return below + fraction * (self.log_alphas[upper] - below)
 
     def reached(self, log_ratios):
         """F(RESPONSE_LEVELS, exp(log_ratios)): what each level is brought to by its ratio (clamped to
@@ -221,19 +236,8 @@ class AdjustmentResponse:
         upper = np.clip(np.searchsorted(self.log_alphas, log_ratios, 'right'), 1, len(self.log_alphas) - 1)
         low, high = self.log_alphas[upper - 1], self.log_alphas[upper]
         fraction = np.clip((log_ratios - low) / (high - low), 0.0, 1.0)
-        rows = np.arange(len(self.table))
-        return self.table[rows, upper - 1] + fraction * (self.table[rows, upper] - self.table[rows, upper - 1])
-
-
-def _interp_rows(x, xp, fp):
-    """np.interp(x[r], xp[r], fp[r]) for every row r at once: x [r], xp and fp [r,m] or [m] (one grid
-    for every row), xp increasing along m. np.interp's own loop over rows took 40 calls a curve."""
-    xp, fp = np.broadcast_to(xp, (len(x), np.shape(xp)[-1])), np.broadcast_to(fp, (len(x), np.shape(fp)[-1]))
-    rows = np.arange(len(x))
-    upper = np.clip((xp <= x[:, None]).sum(axis=1), 1, xp.shape[1] - 1)
-    low, high = xp[rows, upper - 1], xp[rows, upper]
-    fraction = np.clip((x - low) / (high - low), 0.0, 1.0)
-    return fp[rows, upper - 1] + fraction * (fp[rows, upper] - fp[rows, upper - 1])
+        below = self.table[self._rows, upper - 1]
+        return below + fraction * (self.table[self._rows, upper] - below)
 
 
 class Darkness:
@@ -299,10 +303,9 @@ class Darkness:
     def held(self, image, window, shape, guarded=True):
         """How firmly each pixel of `window` is held: (box, empty dark, near-black part), the box
         (rows, columns: slices of the window) outside which nothing is, and the weights inside it
-        [h,w,3] each (one per pixel, repeated over the channels: numpy multiplies same-shaped arrays
-        about 2x faster than it broadcasts one channel) or None where there is none: keep and
-        near_black, except where the normalised input `image` there is bright (LIT_GATE); None
-        where nothing is held. `guarded` False leaves the near-black part out (None)."""
+        [h,w] each, or None where there is none: keep and near_black, except where the normalised
+        input `image` there ([h,w,3]) is bright (LIT_GATE); None where nothing is held. `guarded`
+        False leaves the near-black part out (None)."""
         guarded = guarded and self.guarded
         if not (self.empty or guarded):
             return None
@@ -314,8 +317,7 @@ class Darkness:
             return None
         box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
         lit = 1.0 - ramp(luminance(image[box]) * 255.0, LIT_GATE)
-        return (box,) + tuple(None if weights is None else np.repeat((weights[box] * lit)[..., None], image.shape[-1],
-                                                                       axis=2) for weights in maps)
+        return (box,) + tuple(None if weights is None else weights[box] * lit for weights in maps)
 
     def keep_at(self, window, shape):
         """keep bilinearly resampled at the pixels of `window` (rows, columns: slices) of an image of
@@ -422,17 +424,25 @@ class ToneCurve(Exposure):
         box, empty, black = (None, None, None) if held is None else held
         if empty is None and (black is None or self.guard == np.inf):
             return output
-        part, base = output[box], image[box]
-        for weight, limit in ((empty, self.rise), (black, self.guard)):
+        # one weight per value: numpy multiplies same-shaped arrays about 2x faster than it
+        # broadcasts a weight over 3-value pixels
+        weights = [None if weight is None else np.repeat(weight[..., None], output.shape[-1], axis=2)
+                   for weight in (empty, black)]
+        output = np.array(output, np.float32)                 # nothing outside the box is held
+        self.hold_back(output[box], image[box], weights)
+        return output
+
+    def hold_back(self, part, base, weights):
+        """part - h relu(part - base - limit), in place, for the empty dark's weight h (limit `rise`)
+        then the near-black part's (limit `guard`): `weights` (either None), each of part's shape or
+        broadcast to it, as `base`."""
+        for weight, limit in zip(weights, (self.rise, self.guard)):
             if weight is not None and limit < np.inf:
-                excess = part - base                          # h relu(output - image - limit), in place
+                excess = part - base
                 excess -= limit
                 np.maximum(excess, 0.0, out=excess)
                 excess *= weight
-                part = part - excess
-        output = np.array(output, np.float32)                 # nothing outside the box is held
-        output[box] = part
-        return output
+                part -= excess
 
     def at(self, alpha):
         """The same curve with another gain; a brighter one (+EV) lets the near-black part rise as
@@ -498,20 +508,21 @@ class Scene:
         self._weights = {}
 
     def weights(self, night):
-        """The metered weights [h,w] at a night weight: 1, less `night` on the unmetered part."""
+        """(weights [h,w], their sum): the metered weights at a night weight, 1 less `night` on the
+        unmetered part."""
         if night not in self._weights:
             weights = 1.0 - night * self.unmetered
-            self._weights[night] = weights if weights.sum() > 1e-3 * weights.size else np.ones_like(weights)
+            if not weights.sum() > 1e-3 * weights.size:
+                weights = np.ones_like(weights)
+            self._weights[night] = weights, weights.sum()
         return self._weights[night]
 
     def metered(self, values, night):
-        """The metered mean of per-pixel `values` [h,w] or [h,w,3] at a night weight."""
-        weights = self.weights(night)
+        """The metered mean of per-pixel `values` [h,w], or of their channels [3,h,w] (channels
+        first, as Prediction's outputs), at a night weight."""
+        weights, total = self.weights(night)
         values = np.asarray(values)
-        if values.ndim == 3:
-            weights = weights[..., None]
-            return float((values * weights).sum() / (3 * weights.sum()))
-        return float((values * weights).sum() / weights.sum())
+        return float((values * weights).sum() / (total * (3 if values.ndim == 3 else 1)))
 
 
 def level_positions(illumination):
@@ -533,25 +544,33 @@ def at_levels(values, positions):
 
 
 class Prediction:
-    """The nets' output (float32 [h,w,3]) under any curve, predicted from a copy's normalised image
-    and stages: I-hat = T(I) through the response (ToneCurve.adjusted), then `mode` as
+    """The nets' output under any curve, predicted from a copy's normalised image and stages:
+    I-hat = T(I) through the response (ToneCurve.adjusted), then `mode` as
     evaluate.relight_outputs, linear in I-hat: base + gain I-hat. What no curve changes (where each
-    I falls between RESPONSE_LEVELS, base and gain) is computed once."""
+    I falls between RESPONSE_LEVELS, base and gain) is computed once. Outputs are float32 [3,h,w],
+    channels first: numpy runs each pass over whole planes, 2-4x faster than over 3-value pixels."""
 
     def __init__(self, image, stages, gray_weight, mode):
         self.positions = level_positions(stages['illumination'][..., 0])
         if mode == 'plain':
-            self.base, self.gain = np.float32(0.0), stages['restored']
+            self.base, gain = np.float32(0.0), stages['restored']
         else:
-            self.base = stages['illumination'] * image
-            self.gain = ((1.0 - stages['illumination']) * stages['restored'] * gray_weight).astype(np.float32)
+            self.base = channels_first(stages['illumination'] * image)
+            gain = ((1.0 - stages['illumination']) * stages['restored'] * gray_weight).astype(np.float32)
+        self.gain = channels_first(gain)
 
     def __call__(self, curve):
-        return self.fused(at_levels(curve.reached().astype(np.float32), self.positions)[..., None])
+        return self.fused(at_levels(curve.reached().astype(np.float32), self.positions))
 
     def fused(self, adjusted):
-        """The output [h,w,3] for an adjusted illumination I-hat [h,w,1]: predicted, or the net's own."""
-        return self.base + self.gain * adjusted
+        """The output [3,h,w] for an adjusted illumination I-hat [h,w] or [h,w,1]: predicted, or the
+        net's own."""
+        return self.base + self.gain * adjusted.reshape(self.gain.shape[1:])
+
+
+def channels_first(array):
+    """An [h,w,c] array as a contiguous float32 [c,h,w]."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(array, np.float32), -1, 0))
 
 
 def gray_trick_weight(reflectance):
@@ -564,20 +583,21 @@ MEASURES = ('excess', 'mean', 'shadow', 'clipped', 'black_rise', 'black_limit', 
 
 
 def measures(scene, output, curve, metered, goal):
-    """Per candidate curve and its output: the `metered(level, values)` mean's excess over `goal`
-    (the exposure target at the photo's night weight), the mean, the shadows' mean, the clipped
-    share, the near-black part's rise and its limit (held, or guarded; looser where the part is a
-    speck of the frame: BLACK_SHARE), the mean of the input's brightest tenth; as MEASURES."""
+    """Per candidate curve and its output [3,h,w] (Prediction's): the `metered(level, values)` mean's
+    excess over `goal` (the exposure target at the photo's night weight), the mean, the shadows'
+    mean, the clipped share, the near-black part's rise and its limit (held, or guarded; looser
+    where the part is a speck of the frame: BLACK_SHARE), the mean of the input's brightest tenth;
+    as MEASURES."""
     pixels = data.to_uint8(output)
     values = pixels * np.float32(1.0 / 255.0)
-    level = luminance(values)
+    level = luminance(np.moveaxis(values, 0, -1))      # a view: each channel a contiguous plane
     flat, parts = level.ravel(), scene.parts
     shadow = flat[parts['shadows']].mean() if len(parts['shadows']) else 0.0
     rise = flat[parts['black']].mean() - scene.black_level if len(parts['black']) else 0.0
     limits = [BLACK_RISE / curve.hold if curve.hold else np.inf, curve.guard]
     if scene.black_weight < 1:                     # a speck of near-black bounds little or nothing
         limits = [limit / scene.black_weight if scene.black_weight else np.inf for limit in limits]
-    clipped = np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) == 255
+    clipped = np.maximum(np.maximum(pixels[0], pixels[1]), pixels[2]) == 255
     return (metered(level, values) - goal, level.mean(), shadow, clipped.mean(), rise, min(limits),
             flat[parts['bright']].mean())
 
@@ -630,7 +650,7 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
                     exposure_target(scene.metered(scene.luminance, weight)) - TARGET_TOLERANCE)
         blended = (1.0 - weight) * predicted + weight * MID_GREY
         return (lambda level, values: scene.metered(values, weight),
-                exposure_target(scene.metered(raw, weight), blended) - TARGET_TOLERANCE)
+                exposure_target(scene.metered(channels_first(raw), weight), blended) - TARGET_TOLERANCE)
 
     shape = dict(tone_shape(scene.mean), night=darkness.night, lit=darkness.lit, darkness=darkness)
     if scene.black.any():
@@ -639,15 +659,20 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
     whole = (slice(None), slice(None))
 
     prediction = Prediction(image, stages, gray_weight, mode)
-    # the guard is metered on the nets' own rise, not held (alpha would climb until the whole
-    # near-black part sat at the guard); (None, None, None) keeps compose from computing it
-    held = darkness.held(image, whole, scene.luminance.shape, guarded=False) or (None, None, None)
+    # the empty dark held as compose holds it, channels first; the guard is metered on the nets'
+    # own rise, not held (alpha would climb until the whole near-black part sat at the guard)
+    held = darkness.held(image, whole, scene.luminance.shape, guarded=False)
+    if held is not None:
+        box, empty, _ = held
+        held_input = channels_first(image)[:, box[0], box[1]]
     renders = {}                                  # log alpha -> the measures of the nets' own output
 
     def output_of(log_alpha, shape, rendered=False):
         curve = ToneCurve(math.exp(log_alpha), response=response, **shape)
         output = prediction.fused(render(curve)) if rendered else prediction(curve)
-        return curve, curve.compose(output, image, whole, scene.luminance.shape, held)
+        if held is not None:
+            curve.hold_back(output[:, box[0], box[1]], held_input, (empty, None))
+        return curve, output
 
     def measured(log_alpha, shape, rendered=False, computed=None):
         if rendered and log_alpha in renders:

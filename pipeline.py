@@ -261,9 +261,12 @@ _FEATURES = ThreadPoolExecutor(1, thread_name_prefix='kind-features')
 
 
 def adjusted_illumination(nets, illumination, ratio_map):
-    """The adjustment net's I-hat [h,w,1] for an illumination I and a ratio map, both [h,w,1]: the
-    plain output with R-hat = 1, which every `nets` has (KinD, the SavedModel's per-tile steps);
-    no other net runs, nor the gray trick and the fusion."""
+    """The adjustment net's I-hat [h,w,1] for an illumination I and a ratio map, both [h,w,1]: from
+    `nets.adjust_tile` where it has one (KinD), else the plain output with R-hat = 1, which every
+    `nets` has (the SavedModel's per-tile steps too): the same numbers; no other net runs, nor the
+    gray trick and the fusion."""
+    if hasattr(nets, 'adjust_tile'):
+        return nets.adjust_tile(illumination, ratio_map)
     ones = np.ones(illumination.shape[:2] + (3,), np.float32)
     stages = {'reflectance': ones, 'illumination': illumination, 'restored': ones}
     return nets.relight_tile(np.zeros_like(ones), stages, ratio_map, 'plain')[..., :1]

@@ -219,7 +219,7 @@ def test_a_lit_photos_near_black_part_rises_at_most_the_guard_on_every_pixel(shi
     assert (composed - image)[full].max() <= chosen.guard + 1e-6
     box, empty, black = chosen.darkness.held(image, whole, pixels.shape)
     untouched = np.ones(pixels.shape[:2], bool)
-    untouched[box] = (empty[..., 0] == 0) & (black[..., 0] == 0)
+    untouched[box] = (empty == 0) & (black == 0)
     assert untouched.mean() > 0.3 and np.abs(composed - output)[untouched].max() == 0     # the rest as the nets
     window = (slice(23, 131), slice(61, 199))
     np.testing.assert_allclose(chosen.compose(output[window], image[window], window, pixels.shape),
@@ -256,7 +256,7 @@ def test_a_metering_render_fused_by_choose_is_the_nets_own_output(shipped, monke
     ratio_map = chosen.ratio_map(stages['illumination'])
     for mode in ('plain', 'fusion'):
         prediction = exposure.Prediction(image, stages, exposure.gray_trick_weight(stages['reflectance']), mode)
-        nets = shipped.relight_tile(image, stages, ratio_map, mode)
+        nets = np.moveaxis(shipped.relight_tile(image, stages, ratio_map, mode), -1, 0)   # channels first
         if mode == 'plain':
             np.testing.assert_array_equal(prediction.fused(adjusted), nets)
         else:
@@ -526,7 +526,7 @@ def test_choose_keeps_alpha_near_one_where_a_bright_photos_highlights_are_out_of
     def capped_output(prediction, curve):                          # a gentle gain, highlights capped
         output = np.minimum(raw * curve.alpha ** 0.1, 0.95)
         predicted.append(exposure.luminance(output)[:, :20].mean())
-        return output
+        return np.moveaxis(output, -1, 0)                          # channels first, as Prediction's
     monkeypatch.setattr(exposure.Prediction, '__call__', capped_output)
     chosen = exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0)
     assert max(predicted) < 0.98 - exposure.NOT_DARKER                    # the floor is out of reach
