@@ -13,10 +13,29 @@ LEAKY_SLOPE = 0.2             # lrelu slope of the authors' model.py
 # 13, 108 and 4; tests/test_model.py checks each by perturbing single pixels. Tiled inference
 # (pipeline.py) uses them to size the margins that make stitched output equal the untiled one.
 RECEPTIVE_RADIUS = {'DecomNet': 13, 'Restoration_net': 108, 'Illumination_adjust_net': 4}
-# Restoration_net's decoder run on a tile's inner window (model.Restoration_net(inner=...)) pads
-# with zeros at its edge: 2 convs per level at 1/8, 1/4, 1/2 and 3 at full resolution spread that
-# inward by 2 x 8 + 2 x 4 + 2 x 2 + 3 = 31 px, so an inner window carries this much beyond its core.
-DECODER_HALO = 32
+# Restoration_net run on a tile (model.Restoration_net(inner=...), pipeline.py) cuts each feature map
+# to what the next layers read, and pads with zeros at the cut: the decoder's last three levels run
+# on the inner window, whose 2 convs at 1/4, 1/2 and full resolution and the output conv spread that
+# inward by 2 x 4 + 2 x 2 + 2 x 1 + 1 = 15 px, so an inner window carries this much beyond its core.
+DECODER_HALO = 15
+
+
+def _restoration_reach():
+    """(reach of encoder levels 1-5, reach of the input): the px around the inner window that each
+    level's output, and the input, must cover for the decoder to see the whole image's values on
+    it. Level 6's two 3x3 convs at 1/8 read 2 cells of 8 px around the inner window, from level 5
+    (upsampled) and level 4; each level k+1's two convs read 2 cells of 2^k px more of level k's
+    output, rounded up to the 2^k-px grid on which level k is pooled; level 1's convs read 2 px."""
+    reach = [2 * 8]
+    for level in range(4, 0, -1):
+        cell = 2 ** level
+        reach.insert(0, -(-(reach[0] + 2 * cell) // cell) * cell)
+    return tuple(reach), reach[0] + 2
+
+
+# (76, 72, 64, 48, 16) and 78: a tile's restoration window reaches 16 + 78 px (aligned: 96) beyond
+# its core, where the whole encoder read 112 before each level was cut (pipeline.MARGINS).
+RESTORATION_REACH, RESTORATION_INPUT_REACH = _restoration_reach()
 
 # --- Losses [4-5] -----------------------------------------------------------------------------------
 # Stage 1 weights (authors' decomposition_net_train.py; paper: L_rec + 0.01 L_rs + 0.15 L_is + 0.2 L_mc).

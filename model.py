@@ -7,7 +7,8 @@ high image) shares one set of variables whose names never get ``_1`` suffixes.
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
-from constants import DECODER_HALO, LEAKY_SLOPE, PRECISIONS, RECEPTIVE_RADIUS  # noqa: F401 (model.RECEPTIVE_RADIUS)
+from constants import (DECODER_HALO, LEAKY_SLOPE, PRECISIONS, RECEPTIVE_RADIUS,  # noqa: F401 (model.RECEPTIVE_RADIUS)
+                       RESTORATION_INPUT_REACH, RESTORATION_REACH)
 
 DECOM_SCOPE = 'DecomNet'
 RESTORATION_SCOPE = 'Restoration_net'
@@ -72,36 +73,59 @@ def DecomNet_simple(input_image):
 def Restoration_net(input_r, input_i, inner=None):
     """Reflectance restoration (R, I) -> R_hat [B,H,W,3]: a 5-level U-Net on concat([R, I]).
 
-    `inner` (top, left, height, width), int32 scalars with top and left multiples of 16: the
-    decoder runs on that window of the image only and R_hat is returned for it (a tile's inner
-    window; pipeline.py). The encoder still reads the whole input, and the decoder's convolutions
-    see zero padding at the window's edge instead of their neighbours, so the outer
-    DECODER_HALO px of an inner window that is not at the image's edge are not the whole image's.
+    `inner` (top, left, height, width), int32 scalars, its edges on the 16-px grid or the image's
+    edge (a pooled cell must pool what the whole image's does): R_hat is
+    returned on that window of the input only (a tile's inner window; pipeline.py), and each level
+    runs on what that needs: encoder level k's output is cut to the inner window grown by
+    RESTORATION_REACH[k - 1] px, decoder level 6's to the inner window (its input covers 16 px
+    more) and levels 7-9 run on it. A cut pads with zeros where the whole image has neighbours, so
+    the outer DECODER_HALO px of an inner window that is not at the image's edge are not the whole
+    image's, nor is anything where the input reaches less than RESTORATION_INPUT_REACH px beyond it.
     """
     with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
         x = tf.concat([input_r, input_i], 3)
-        skips = []
+        if inner is not None:
+            size = tf.shape(x)[1:3]
+            grown = lambda reach: _grown(inner, reach, size)   # noqa: E731
+        skips, origin = [], (0, 0)
         for level, channels in enumerate([32, 64, 128, 256, 512], start=1):
             if level > 1:
                 x = _pool(x)
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
-            skips.append(x if inner is None else _crop(x, inner, 2 ** (level - 1)))
-        x = skips[-1]
+            if inner is not None:
+                x, origin = _cut(x, origin, grown(RESTORATION_REACH[level - 1]), 2 ** (level - 1))
+            skips.append((x, origin))
+        x, origin = skips[-1]
         for level, channels in zip([6, 7, 8, 9], [256, 128, 64, 32]):
-            x = upsample_and_concat(x, skips[9 - level], channels, channels * 2, 'up_%d' % level)
+            skip, skip_origin = skips[9 - level]
+            if inner is not None:                 # the skip on x's window
+                skip, _ = _cut(skip, skip_origin, grown(RESTORATION_REACH[4] if level == 6 else 0), 2 ** (9 - level))
+            x = upsample_and_concat(x, skip, channels, channels * 2, 'up_%d' % level)
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
+            if inner is not None and level == 6:
+                x, origin = _cut(x, origin, grown(0), 8)
         return _output(_conv(x, 3, 'de_conv10', activation=None))
 
 
-def _crop(x, inner, scale):
-    """The part of a feature map at 1/scale resolution that covers the window `inner` of the image
-    (its end rounded up, as SAME pooling rounds a map's size)."""
+def _grown(inner, reach, size):
+    """The window (top, left, bottom, right) `inner` (top, left, height, width) grown by `reach` px
+    on each side, within an image of `size` (height, width)."""
     top, left, height, width = inner
-    begin = [0, top // scale, left // scale, 0]
-    end = [-(-(top + height) // scale), -(-(left + width) // scale)]
-    return tf.slice(x, begin, [-1, end[0] - begin[1], end[1] - begin[2], -1])
+    return (tf.maximum(top - reach, 0), tf.maximum(left - reach, 0),
+            tf.minimum(top + height + reach, size[0]), tf.minimum(left + width + reach, size[1]))
+
+
+def _cut(x, origin, window, scale):
+    """(the cells of x, a feature map at 1/scale whose first cell starts at full-resolution px
+    `origin` (top, left), that cover `window` (top, left, bottom, right) in full-resolution px, its
+    end rounded up as SAME pooling rounds a map's size; the cut's origin). The window's start and
+    the origin are on the scale's grid."""
+    top, left, bottom, right = window
+    rows = slice((top - origin[0]) // scale, -(-bottom // scale) - origin[0] // scale)
+    columns = slice((left - origin[1]) // scale, -(-right // scale) - origin[1] // scale)
+    return x[:, rows, columns], (top, left)
 
 
 def Illumination_adjust_net(input_i, input_ratio):

@@ -6,10 +6,11 @@ Only the photo's pixels (uint8 for 8-bit files), its uint8 output and one band o
 scale with its size. The photo is cut into the fewest equal cores of at most `tile_size` px a
 side, each net paying only the context it needs (Margins): DecomNet (receptive radius 13) runs
 once per pixel, in blocks with a 16-px margin, into a band of R and I as high as a row of tiles'
-windows and reused where the next row's overlaps; the restoration net's encoder reads each core
-with 112 px around it (its radius, 108) and its decoder and everything after it (the gray trick,
-12; the adjustment net, 4) run on the core with 32 px around it (model.Restoration_net's inner
-window). Every start is on the 16-px grid of the restoration net's pooling, so the stitched output
+windows and reused where the next row's overlaps; the restoration net reads each core with 96 px
+around it, each of its levels cut to what the next reads (model.Restoration_net: the encoder's
+from 92 px around the core at full resolution to 32 at 1/16), and its last decoder levels and
+everything after them (the gray trick, 12; the adjustment net, 4) run on the core with 16 px
+around it (the inner window). Every start is on the 16-px grid of the restoration net's pooling, so the stitched output
 equals the whole image's. `nets` is anything with the three per-tile steps:
 
   decompose_tile(image)            normalised [h,w,3] -> {'reflectance' [h,w,3], 'illumination' [h,w,1]}
@@ -26,7 +27,7 @@ import numpy as np
 import brightness
 import data
 import exposure
-from constants import DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS
+from constants import DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS, RESTORATION_INPUT_REACH
 
 TILE_ALIGN = 16              # Restoration_net pools 4 times: tiles start on its 16-px grid
 
@@ -35,13 +36,14 @@ def _aligned(radius):
     return int(math.ceil(radius / TILE_ALIGN) * TILE_ALIGN)
 
 
-# The context each step reads around what it must give exactly (model.py's radii, on the grid): the
-# DecomNet blocks' margin, the restoration encoder's window around a core, and the inner window
-# (decoder halo; the gray trick and the adjustment net read less) on which a core is relit.
+# The context each step reads around what it must give exactly (model.py's radii and reach, on the
+# grid): the DecomNet blocks' margin, the inner window on which a core is relit (the decoder's last
+# levels' halo; the gray trick and the adjustment net read less) and the restoration's window
+# around a core, which its encoder reads, each level cut to what the next needs (model.py).
 Margins = collections.namedtuple('Margins', 'decompose restore inner')
+_INNER = _aligned(max(DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net']))
 MARGINS = Margins(decompose=_aligned(RECEPTIVE_RADIUS['DecomNet']),
-                  restore=_aligned(RECEPTIVE_RADIUS['Restoration_net']),
-                  inner=_aligned(max(DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumination_adjust_net'])))
+                  restore=_aligned(_INNER + RESTORATION_INPUT_REACH), inner=_INNER)
 DEFAULT_TILE_SIZE = 1024     # largest core side: 12 MP in 4 x 3 tiles, 50 MP in 8 x 7 within 2 GiB (benchmarks/)
 METER_MAX_PIXELS = 1024 * 1024  # --ratio auto meters on a box-downscaled copy of at most this many pixels
 

@@ -140,7 +140,9 @@ def test_tiles_cover_the_image_on_the_grid():
     """Cores of the tile size on the 16-px grid, the restoration's windows MARGINS.restore and the
     inner windows MARGINS.inner around them (clipped to the image)."""
     margins = pipeline.MARGINS
-    assert margins == (16, 112, 32)                      # radii 13, 108, max(decoder 31, gray trick 12, adjustment 4)
+    # DecomNet's radius 13; the inner window max(decoder's last levels 15, gray trick 12, adjustment 4)
+    # and the restoration encoder's reach of 78 px beyond it (each level cut; its radius is 108)
+    assert margins == (16, 96, 16)
     spans = pipeline.spans(1000, 256, margins)
     assert [core for _, _, core in spans] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
     # the fewest cores of at most the tile size, equal on the grid (not 3 full ones and a thin one)
@@ -153,8 +155,8 @@ def test_tiles_cover_the_image_on_the_grid():
         assert len(cores) == -(-length // 256) and max(stop - start for start, stop in cores) <= 256
     assert all(part[0] % 16 == 0 for span in spans for part in span)
     for (window, inner, core) in spans:
-        assert core[0] - window[0] in (0, 112) and window[1] - core[1] in (0, 112)
-        assert core[0] - inner[0] in (0, 32) and inner[1] - core[1] in (0, 32)
+        assert core[0] - window[0] in (0, 96) and window[1] - core[1] in (0, 96)
+        assert core[0] - inner[0] in (0, 16) and inner[1] - core[1] in (0, 16)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Architecture checks that need no oracle: names, parameter counts, odd sizes, receptive fields,
 the bfloat16 nets."""
+import os
 import re
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 import model
 import utils
-from conftest import REFERENCE_CHECKPOINTS, needs_reference
+from conftest import REFERENCE_CHECKPOINTS, ROOT, needs_reference
 
 tf = utils.import_tensorflow()
 
@@ -142,3 +143,48 @@ def test_bfloat16_nets_read_the_float32_weights_and_agree(nets, scope, convs):
         assert got.dtype == np.float32 and got.shape == want.shape
         difference = np.abs(got - want)
         assert 0 < difference.mean() < 4e-3 and difference.max() < 2e-2
+
+
+def test_the_restoration_cut_to_an_inner_window_is_the_whole_image_s_within_its_halo():
+    """Restoration_net(inner=...) (the shipped weights) on a window reaching RESTORATION_INPUT_REACH
+    px (on the 16-px grid: 80) beyond the inner window gives the whole image's R-hat on the inner
+    window less DECODER_HALO px on every side that is not the image's edge, and both numbers are
+    tight: 16 px less input, or 1 px more of the inner window, and it differs."""
+    assert (model.RESTORATION_REACH, model.RESTORATION_INPUT_REACH, model.DECODER_HALO) == ((76, 72, 64, 48, 16), 78, 15)
+    graph = tf.Graph()
+    with graph.as_default():
+        reflectance_in = tf.placeholder(tf.float32, [1, None, None, 3])
+        illumination_in = tf.placeholder(tf.float32, [1, None, None, 1])
+        inner = tf.placeholder(tf.int32, [4])
+        whole_net = model.Restoration_net(reflectance_in, illumination_in)
+        cut_net = model.Restoration_net(reflectance_in, illumination_in, tf.unstack(inner))
+        session = tf.Session()
+        utils.restore_net(session, model.net_variables(model.RESTORATION_SCOPE),
+                          os.path.join(ROOT, 'checkpoint', FOLDERS[model.RESTORATION_SCOPE]), 'restoration')
+    rng = np.random.default_rng(5)
+    height, width = 250, 330
+    reflectance = rng.random((1, height, width, 3), dtype=np.float32)
+    illumination = rng.random((1, height, width, 1), dtype=np.float32)
+    whole = session.run(whole_net, {reflectance_in: reflectance, illumination_in: illumination})[0]
+    reach, halo = -(-model.RESTORATION_INPUT_REACH // 16) * 16, model.DECODER_HALO
+
+    def cut(top, left, bottom, right, margin):
+        """R-hat on the inner window [top:bottom, left:right] from an input reaching `margin` px beyond it."""
+        window = (max(0, top - margin), max(0, left - margin), min(height, bottom + margin), min(width, right + margin))
+        feed = {reflectance_in: reflectance[:, window[0]:window[2], window[1]:window[3]],
+                illumination_in: illumination[:, window[0]:window[2], window[1]:window[3]],
+                inner: [top - window[0], left - window[1], bottom - top, right - left]}
+        return session.run(cut_net, feed)[0]
+
+    for top, left, bottom, right in [(96, 112, 160, 208), (0, 16, 96, 256), (144, 96, height, width), (0, 0, height, width)]:
+        output = cut(top, left, bottom, right, reach)
+        assert output.shape == (bottom - top, right - left, 3)
+        core = (slice(0 if top == 0 else halo, None if bottom == height else -halo),
+                slice(0 if left == 0 else halo, None if right == width else -halo))
+        np.testing.assert_allclose(output[core], whole[top:bottom, left:right][core], atol=1e-5)
+    top, left, bottom, right = 96, 112, 160, 208                        # an inner window inside the image
+    core, wider = (slice(halo, -halo),) * 2, (slice(halo - 1, 1 - halo),) * 2
+    expected = whole[top:bottom, left:right]
+    assert np.abs(cut(top, left, bottom, right, reach - 16)[core] - expected[core]).max() > 1e-3      # measured 2e-2
+    assert np.abs(cut(top, left, bottom, right, reach)[wider] - expected[wider]).max() > 2e-4         # measured 7e-4
+    session.close()
