@@ -74,9 +74,9 @@ def Restoration_net(input_r, input_i, inner=None):
     """Reflectance restoration (R, I) -> R_hat [B,H,W,3]: a 5-level U-Net on concat([R, I]).
 
     `inner` (top, left, height, width), int32 scalars, its edges on the 16-px grid or the image's
-    edge (a pooled cell must pool what the whole image's does): R_hat is
-    returned on that window of the input only (a tile's inner window; pipeline.py), and each level
-    runs on what that needs: encoder level k's output is cut to the inner window grown by
+    edge (a pooled cell must pool what the whole image's does): R_hat is returned on that window
+    of the input only (a tile's inner window; pipeline.py), and each level runs on what that
+    needs: encoder level k's output is cut to the inner window grown by
     RESTORATION_REACH[k - 1] px, decoder level 6's to the inner window (its input covers 16 px
     more) and levels 7-9 run on it. A cut pads with zeros where the whole image has neighbours, so
     the outer DECODER_HALO px of an inner window that is not at the image's edge are not the whole
@@ -84,9 +84,10 @@ def Restoration_net(input_r, input_i, inner=None):
     """
     with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
         x = tf.concat([input_r, input_i], 3)
-        if inner is not None:
-            size = tf.shape(x)[1:3]
-            grown = lambda reach: _grown(inner, reach, size)   # noqa: E731
+        size = tf.shape(x)[1:3]
+
+        def grown(reach):
+            return _grown(inner, reach, size)
         skips, origin = [], (0, 0)
         for level, channels in enumerate([32, 64, 128, 256, 512], start=1):
             if level > 1:

@@ -10,8 +10,8 @@ windows and reused where the next row's overlaps; the restoration net reads each
 around it, each of its levels cut to what the next reads (model.Restoration_net: the encoder's
 from 92 px around the core at full resolution to 32 at 1/16), and its last decoder levels and
 everything after them (the gray trick, 12; the adjustment net, 4) run on the core with 16 px
-around it (the inner window). Every start is on the 16-px grid of the restoration net's pooling, so the stitched output
-equals the whole image's. `nets` is anything with the three per-tile steps:
+around it (the inner window). Every start is on the 16-px grid of the restoration net's pooling,
+so the stitched output equals the whole image's. `nets` is anything with the three per-tile steps:
 
   decompose_tile(image)            normalised [h,w,3] -> {'reflectance' [h,w,3], 'illumination' [h,w,1]}
   restore_tile(reflectance, illumination, inner)  -> R-hat [h',w',3] on inner (top, left, height, width)

@@ -150,7 +150,8 @@ def test_the_restoration_cut_to_an_inner_window_is_the_whole_image_s_within_its_
     px (on the 16-px grid: 80) beyond the inner window gives the whole image's R-hat on the inner
     window less DECODER_HALO px on every side that is not the image's edge, and both numbers are
     tight: 16 px less input, or 1 px more of the inner window, and it differs."""
-    assert (model.RESTORATION_REACH, model.RESTORATION_INPUT_REACH, model.DECODER_HALO) == ((76, 72, 64, 48, 16), 78, 15)
+    assert model.RESTORATION_REACH == (76, 72, 64, 48, 16)
+    assert (model.RESTORATION_INPUT_REACH, model.DECODER_HALO) == (78, 15)
     graph = tf.Graph()
     with graph.as_default():
         reflectance_in = tf.placeholder(tf.float32, [1, None, None, 3])
@@ -176,7 +177,8 @@ def test_the_restoration_cut_to_an_inner_window_is_the_whole_image_s_within_its_
                 inner: [top - window[0], left - window[1], bottom - top, right - left]}
         return session.run(cut_net, feed)[0]
 
-    for top, left, bottom, right in [(96, 112, 160, 208), (0, 16, 96, 256), (144, 96, height, width), (0, 0, height, width)]:
+    inner_windows = [(96, 112, 160, 208), (0, 16, 96, 256), (144, 96, height, width), (0, 0, height, width)]
+    for top, left, bottom, right in inner_windows:                     # inside, at edges, the whole
         output = cut(top, left, bottom, right, reach)
         assert output.shape == (bottom - top, right - left, 3)
         core = (slice(0 if top == 0 else halo, None if bottom == height else -halo),
