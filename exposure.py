@@ -548,7 +548,8 @@ class Prediction:
     I-hat = T(I) through the response (ToneCurve.adjusted), then `mode` as
     evaluate.relight_outputs, linear in I-hat: base + gain I-hat. What no curve changes (where each
     I falls between RESPONSE_LEVELS, base and gain) is computed once. Outputs are float32 [3,h,w],
-    channels first: numpy runs each pass over whole planes, 2-4x faster than over 3-value pixels."""
+    channels first: numpy runs each pass over whole planes, 3-5x faster than over 3-value pixels
+    (a 128x192 copy: the fusion 4.5x, the luminance 2.9x, the channels' maximum 5.0x)."""
 
     def __init__(self, image, stages, gray_weight, mode):
         self.positions = level_positions(stages['illumination'][..., 0])
