@@ -17,8 +17,9 @@ depend on the weights' values.
 --rows cost (issue 32), all in one process with evaluate.py's path (`KinD.enhance_pixels` on uint8
 pixels, --precision auto): seconds per megapixel at a fixed ratio for 12 MP and 50 MP (the LOL
 image tiled, new noise) and their ratio to 600x400's (the LOL image), timed 4 times before and 4
-times after each large run so that this machine's slow spells reach both sides; then `--ratio auto`
-against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py):
+times after each large run so that this machine's slow spells reach both sides (12 MP
+--cost_repeats times, 50 MP once less: one 50 MP run alone moved by 0.16 from run to run); then
+`--ratio auto` against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py):
 each photo both ways in turn, --cost_repeats times, per-photo medians summed (this 2-core machine
 has slow spells that alternating whole sets let hit one rule only: set ratios moved 1.05-1.26x).
 The 50 MP photo's peak RSS through `python evaluate.py` in a fresh process:
@@ -169,7 +170,7 @@ def cost_run(args):
 
     small_per_mp = 1e6 / (small.shape[0] * small.shape[1])              # seconds -> s / MP of 600x400
     sizes = [] if args.sets_only else [('12 MP (4000x3000)', (3000, 4000), args.cost_repeats),
-                                       ('50 MP (8000x6250)', (6250, 8000), 1)]
+                                       ('50 MP (8000x6250)', (6250, 8000), max(1, args.cost_repeats - 1))]
     rows, around = [], []
     for label, (height, width), repeats in sizes:        # each large run between 600x400 runs: a
         photo = tiled_photo(height, width)                # slow spell hits both sides of its ratio
