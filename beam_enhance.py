@@ -82,7 +82,7 @@ def write_png(path, pixels):
 
 
 class SavedModelNets:
-    """pipeline.py's three per-tile steps on a loaded SavedModel's decompose / restore / relight_map
+    """pipeline.py's per-tile steps on a loaded SavedModel's decompose / restore / relight_map
     signatures in one precision (pipeline.tile_signature's names)."""
 
     def __init__(self, tf, signatures, precision):
@@ -101,6 +101,13 @@ class SavedModelNets:
         tensors = {name: self.tf.constant(array) for name, array in stages.items()}
         return self.relight(normalised=self.tf.constant(image), ratio_map=self.tf.constant(ratio_map),
                             **tensors)[mode].numpy()
+
+    def adjust_tile(self, illumination, ratio_map):
+        """I-hat [h,w,1]: relight_map has no signature for the adjustment net alone, so its plain
+        output with R-hat = 1 (the same numbers as evaluate.KinD.adjust_tile)."""
+        ones = np.ones(illumination.shape[:2] + (3,), np.float32)
+        stages = {'reflectance': ones, 'illumination': illumination, 'restored': ones}
+        return self.relight_tile(np.zeros_like(ones), stages, ratio_map, 'plain')[..., :1]
 
 
 class Enhance(beam.DoFn):

@@ -135,7 +135,7 @@ class KinD:
     def close(self):
         self.session.close()
 
-    # --- the three per-tile steps (pipeline's `nets`) -----------------------------------------------
+    # --- the per-tile steps (pipeline's `nets`) -----------------------------------------------------
 
     def _fetch(self, names, feed):
         return {name: array[0] for name, array in self.session.run(
@@ -163,8 +163,8 @@ class KinD:
 
     def adjust_tile(self, illumination, ratio_map):
         """I-hat [h,w,1] of the adjustment net alone for an illumination I and a ratio map, both
-        [h,w,1]: the metering's renders (pipeline.adjusted_illumination), fed and fetched without
-        the other stages (0.3 ms less a render than relight_tile's plain output)."""
+        [h,w,1]: the metering's renders (pipeline.meter), fed and fetched without the other stages
+        (0.3 ms less a render than relight_tile's plain output)."""
         return self._fetch(('adjusted',), {self.outputs['illumination']: illumination[None],
                                            self.ratio_map: ratio_map[None]})['adjusted']
 

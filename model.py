@@ -84,7 +84,7 @@ def Restoration_net(input_r, input_i, inner=None):
     """
     with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
         x = tf.concat([input_r, input_i], 3)
-        size = tf.shape(x)[1:3]
+        size = None if inner is None else tf.shape(x)[1:3]
 
         def grown(reach):
             return _grown(inner, reach, size)

@@ -11,11 +11,13 @@ around it, each of its levels cut to what the next reads (model.Restoration_net:
 from 92 px around the core at full resolution to 32 at 1/16), and its last decoder levels and
 everything after them (the gray trick, 12; the adjustment net, 4) run on the core with 16 px
 around it (the inner window). Every start is on the 16-px grid of the restoration net's pooling,
-so the stitched output equals the whole image's. `nets` is anything with the three per-tile steps:
+so the stitched output equals the whole image's. `nets` is anything with the three per-tile steps
+(and, to meter --ratio auto, the adjustment net alone):
 
   decompose_tile(image)            normalised [h,w,3] -> {'reflectance' [h,w,3], 'illumination' [h,w,1]}
   restore_tile(reflectance, illumination, inner)  -> R-hat [h',w',3] on inner (top, left, height, width)
   relight_tile(image, stages, ratio_map, mode)    -> float [h,w,3]  (ratio_map: alpha per pixel, [h,w,1])
+  adjust_tile(illumination, ratio_map)            -> I-hat [h,w,1]  (the metering's renders)
 """
 import collections
 import math
@@ -262,23 +264,10 @@ _RESPONSES = weakref.WeakKeyDictionary()   # nets -> exposure.AdjustmentResponse
 _FEATURES = ThreadPoolExecutor(1, thread_name_prefix='kind-features')
 
 
-def adjusted_illumination(nets, illumination, ratio_map):
-    """The adjustment net's I-hat [h,w,1] for an illumination I and a ratio map, both [h,w,1]: from
-    `nets.adjust_tile` where it has one (KinD), else the plain output with R-hat = 1, which every
-    `nets` has (the SavedModel's per-tile steps too): the same numbers; no other net runs, nor the
-    gray trick and the fusion."""
-    if hasattr(nets, 'adjust_tile'):
-        return nets.adjust_tile(illumination, ratio_map)
-    ones = np.ones(illumination.shape[:2] + (3,), np.float32)
-    stages = {'reflectance': ones, 'illumination': illumination, 'restored': ones}
-    return nets.relight_tile(np.zeros_like(ones), stages, ratio_map, 'plain')[..., :1]
-
-
 def adjustment_response(nets):
     """The adjustment net's measured response (exposure.AdjustmentResponse), once per `nets`."""
     if nets not in _RESPONSES:
-        _RESPONSES[nets] = exposure.AdjustmentResponse.measure(
-            lambda illumination, ratio_map: adjusted_illumination(nets, illumination, ratio_map))
+        _RESPONSES[nets] = exposure.AdjustmentResponse.measure(nets.adjust_tile)
     return _RESPONSES[nets]
 
 
@@ -313,7 +302,7 @@ def meter(nets, pixels, mode, tile_size, fit=None, rule='auto', margins=MARGINS,
         copy_image = data.box_downscale(image, render_factor)
 
         def render(curve):        # choose fuses I-hat: 2.4 ms a render, not 3.6 for the fusion in the graph
-            return adjusted_illumination(nets, copy['illumination'], curve.ratio_map(copy['illumination']))
+            return nets.adjust_tile(copy['illumination'], curve.ratio_map(copy['illumination']))
 
         darkness = exposure.Darkness(small, judgement)
         chosen = exposure.choose(data.box_downscale(small, render_factor), copy_image, copy, adjustment_response(nets),

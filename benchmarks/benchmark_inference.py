@@ -19,9 +19,10 @@ pixels, --precision auto): seconds per megapixel at a fixed ratio for 12 MP and 
 image tiled, new noise) and their ratio to 600x400's (the LOL image), timed 4 times before and 4
 times after each large run so that this machine's slow spells reach both sides (12 MP
 --cost_repeats times, 50 MP once less: one 50 MP run alone moved by 0.16 from run to run); then
-`--ratio auto` against the fixed ratio over LOL eval15's 15 photos and over the check set (--set, photo_set.py):
-each photo both ways in turn, --cost_repeats times, per-photo medians summed (this 2-core machine
-has slow spells that alternating whole sets let hit one rule only: set ratios moved 1.05-1.26x).
+`--ratio auto` against the fixed ratio over LOL eval15's 15 photos and over the check set (--set,
+photo_set.py): each photo both ways in turn, --cost_repeats times, per-photo medians summed (this
+2-core machine has slow spells that alternating whole sets let hit one rule only: set ratios moved
+1.05-1.26x).
 The 50 MP photo's peak RSS through `python evaluate.py` in a fresh process:
 `python benchmarks/benchmark_memory.py --sizes 50`.
 """
