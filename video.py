@@ -42,17 +42,30 @@ ENCODER = {'codec': 'libx264', 'pix_fmt': 'yuv420p', 'options': {'crf': '18', 'p
 # level, which the normalisation by each thumbnail's mean removes).
 THUMBNAIL = (18, 32)
 CUT_DIFFERENCE, CUT_RATIO, CUT_HISTORY = 0.25, 4.0, 15
-# Steadier: flow on the lifted luminance of a copy at most FLOW_SIDE px wide; the history's weight
-# (at most HISTORY: about 1 / (1 - 0.8) = 5 frames averaged) falls to 0 where the smoothed warped
-# frame differs from the new one by more than MATCH_NOISE times the noise (a 2.5-sigma test).
+# Steadier: DIS flow (FLOW_PRESET) on the lifted luminance of a copy at most FLOW_SIDE px wide; the
+# history's weight (at most HISTORY: about 1 / (1 - 0.8) = 5 frames averaged) falls to 0 where the
+# smoothed warped frame differs from the new one by more than MATCH_NOISE times the noise (a
+# 2.5-sigma test).
 FLOW_SIDE = 1920                       # full resolution up to 1080p: +25 ms a 1080p frame against 480 px
                                        # (the nets take about 5 s); the real clips' warping error
                                        # 0.33-0.84x frame by frame's, was 0.37-1.05x
+FLOW_PRESET = 'MEDIUM'                 # 150 ms a 1080p frame, FAST 38 ms: fewer warps that miss, so
+                                       # less history dropped (docs/VIDEO.md)
 FLOW_GAMMA = 1 / 2.2
 HISTORY = 0.8
 MATCH_SIGMA = 1.5                      # px: the smoothing of both frames before they are compared
 MATCH_NOISE = (2.5, 4.0)               # sigmas: history kept fully below, dropped above
 NOISE_FLOOR = 1.0 / 255
+# The noise a frame is matched against is the larger of two estimates: its spatial one (the
+# high-pass's median) and a temporal one, the median of the smoothed difference over the frame
+# divided by MATCHED_MEDIAN (that median per unit of noise where the warp holds: 0.80-0.83 on the
+# generated clips' white noise), as the median over the last NOISE_FRAMES frames (so that a lamp
+# switched on or a pan's first frame does not raise it) and at most NOISE_CAP times the spatial
+# one. A codec flattens the noise within a frame but not between frames: on the traffic camera the
+# spatial estimate is a quarter of a level and the matched pixels differ by 1.5 levels.
+MATCHED_MEDIAN = 0.8
+NOISE_FRAMES = 5
+NOISE_CAP = 3.0
 # GainFilter: the median of the last MEDIAN_FRAMES metered log gains, then exponential smoothing with
 # time constant EXPOSURE_TAU seconds (after 0.5 s, 1 - e^-3.3 = 96 % of a step).
 MEDIAN_FRAMES = 5
@@ -97,7 +110,8 @@ class Shots:
 class Steadier:
     """Averaging along the motion: `steady(image)` of a frame [H,W,3] in [0, 1] is image + w (warped -
     image), warped the previous result brought onto this frame by DIS flow and w = HISTORY where the
-    warp matches (fading to 0 over MATCH_NOISE sigmas of the frame's noise). `follow(output)` then
+    warp matches (fading to 0 over MATCH_NOISE sigmas of the frame's noise: within the frame, or
+    between the last frames where a codec flattened it within). `follow(output)` then
     averages the nets' output [H,W,3] the same way, along the same motion and with the same weights,
     with the previous result it returned: the capture's averaged noise no longer boils, and what
     the nets add anew in each frame (the restoration's texture, a rounding) is averaged as well."""
@@ -105,11 +119,12 @@ class Steadier:
     def __init__(self):
         import cv2
         self.cv2 = cv2
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.flow = cv2.DISOpticalFlow_create(getattr(cv2, 'DISOPTICAL_FLOW_PRESET_' + FLOW_PRESET))
         self.reset()
 
     def reset(self):
         self.previous = self.output = self.motion = self.weight = None
+        self.mismatches = collections.deque(maxlen=NOISE_FRAMES)     # the last frames' temporal noise
 
     def _warp(self, image):
         """`image` of the last frame brought onto the frame last steadied, along its motion."""
@@ -125,6 +140,7 @@ class Steadier:
         self.motion = None
         if self.previous is None or self.previous.shape != image.shape:
             self.previous = image
+            self.mismatches.clear()
             return image
         cv2 = self.cv2
         guide, factor = self._guide(image)
@@ -139,6 +155,9 @@ class Steadier:
         smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
         difference = np.abs(smooth_new - smooth_old).max(axis=2)
         noise = max(NOISE_FLOOR, 1.4826 * float(data.percentile(np.abs(image - smooth_new), 50)) * _blur_gain())
+        if self.mismatches:
+            noise = min(max(noise, float(np.median(self.mismatches))), NOISE_CAP * noise)
+        self.mismatches.append(float(data.percentile(difference, 50)) / MATCHED_MEDIAN)
         self.weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
         steadied = (image + self.weight * (warped - image)).astype(np.float32)
         self.previous = steadied

@@ -211,3 +211,39 @@ def test_the_nets_output_is_averaged_along_the_same_motion():
     result = steadier.follow(np.full(lit.shape, 220, np.uint8)).astype(np.float64)
     assert np.abs(result[:, WIDTH // 2 + 4:] - 220).mean() < 1.0                      # the lamp's half as it is
     assert np.abs(result[:, :WIDTH // 2 - 4] - (0.2 * 220 + 0.8 * 97)).mean() < 3.0  # the rest averaged
+
+
+def flattened_clip(count, seed, level=4.0):
+    """A still scene in [0, 1] [T,H,W,3] whose noise a codec has flattened within each frame but not
+    between frames: new in every frame, smooth over 16 px blocks (`level` levels of 255 rms)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    scene = 0.3 + 0.1 * np.sin(cols / 5.0)[..., None] * np.cos(rows / 7.0)[..., None] * np.ones(3, np.float32)
+    fields = [cv2.resize(rng.normal(0, level / 255, (HEIGHT // 16, WIDTH // 16)).astype(np.float32), (WIDTH, HEIGHT),
+                         interpolation=cv2.INTER_CUBIC) for _ in range(count)]
+    return np.array([scene + field[..., None] for field in fields], np.float32)
+
+
+def test_noise_flattened_within_frames_is_matched_against_its_change_between_them(monkeypatch):
+    """On a still clip whose noise is smooth within each frame (a codec's), the spatial estimate sees
+    almost none: matched against it alone (NOISE_CAP 1) the history is dropped over much of the frame;
+    against the noise between the last frames it is kept and the frame-to-frame change halves. A lamp
+    switched on in one frame is still new there (the estimate is the last frames', not its own)."""
+    clip = flattened_clip(12, seed=6)
+    weights = {}
+    for cap in (1.0, video.NOISE_CAP):
+        monkeypatch.setattr(video, 'NOISE_CAP', cap)
+        steadier = video.Steadier()
+        steadied, weight = [], []
+        for frame in clip:
+            steadied.append(steadier.steady(frame))
+            weight.append(0.0 if steadier.weight is None else float(steadier.weight.mean()))
+        weights[cap] = np.mean(weight[4:])
+    assert weights[1.0] < 0.7 * video.HISTORY and weights[video.NOISE_CAP] > 0.9 * video.HISTORY, weights
+    change = {name: np.abs(np.diff(frames[4:].astype(np.float64), axis=0)).mean()
+              for name, frames in (('input', clip), ('steadied', np.array(steadied)))}
+    assert change['steadied'] < 0.5 * change['input'], change
+    lit = clip[0] * 1.5
+    steadier.steady(lit)
+    assert float(steadier.weight.mean()) < 0.05
