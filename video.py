@@ -48,9 +48,10 @@ CUT_DIFFERENCE, CUT_RATIO, CUT_HISTORY = 0.25, 4.0, 15
 # 2.5-sigma test).
 FLOW_SIDE = 1920                       # full resolution up to 1080p: +25 ms a 1080p frame against 480 px
                                        # (the nets take about 5 s); the real clips' warping error
-                                       # 0.33-0.84x frame by frame's, was 0.37-1.05x
+                                       # 0.33-0.84x frame by frame's, was 0.37-1.05x (fast preset)
 FLOW_PRESET = 'MEDIUM'                 # 150 ms a 1080p frame, FAST 38 ms: fewer warps that miss, so
-                                       # less history dropped (docs/VIDEO.md)
+                                       # less history dropped; with the noise between frames (below)
+                                       # the real clips' warping error 0.30-0.65x (docs/VIDEO.md)
 FLOW_GAMMA = 1 / 2.2
 HISTORY = 0.8
 MATCH_SIGMA = 1.5                      # px: the smoothing of both frames before they are compared
