@@ -47,8 +47,7 @@ CUT_DIFFERENCE, CUT_RATIO, CUT_HISTORY = 0.25, 4.0, 15
 # smoothed warped frame differs from the new one by more than MATCH_NOISE times the noise (a
 # 2.5-sigma test).
 FLOW_SIDE = 1920                       # full resolution up to 1080p: +25 ms a 1080p frame against 480 px
-                                       # (the nets take about 5 s); the real clips' warping error
-                                       # 0.33-0.84x frame by frame's, was 0.37-1.05x (fast preset)
+                                       # (the nets take about 5 s)
 FLOW_PRESET = 'MEDIUM'                 # 150 ms a 1080p frame, FAST 38 ms: fewer warps that miss, so
                                        # less history dropped; with the noise between frames (below)
                                        # the real clips' warping error 0.30-0.65x (docs/VIDEO.md)
@@ -63,7 +62,7 @@ NOISE_FLOOR = 1.0 / 255
 # generated clips' white noise), as the median over the last NOISE_FRAMES frames (so that a lamp
 # switched on or a pan's first frame does not raise it) and at most NOISE_CAP times the spatial
 # one. A codec flattens the noise within a frame but not between frames: on the traffic camera the
-# spatial estimate is a quarter of a level and the matched pixels differ by 1.5 levels.
+# spatial estimate is a quarter of a level (NOISE_FLOOR is used) and the matched pixels differ by 1.5.
 MATCHED_MEDIAN = 0.8
 NOISE_FRAMES = 5
 NOISE_CAP = 3.0
