@@ -15,6 +15,10 @@ and mode, on luminance Y in levels of 255:
 
   flicker   mean over frames of |mean Y(t) - mean Y(t-1)|
   shimmer   (still shots) median over pixels of mean |Y(t, x) - Y(t-1, x)|
+  slow      (still shots, frame by frame) the same of |Y(t + 15, x) - Y(t, x)| / 15: the change of
+            frame by frame averaged over 15 frames, which its noise barely reaches (a scene's or
+            camera's slow change of light); as a ratio to its shimmer, what no average in time
+            removes without also holding back that change
   both also as a ratio to a steady brightening of the input: its Y times the clip's gain (the
   steady output's mean over the input's)
   warp      the warping error: mean |Y(t) - Y(t-1) warped by DIS flow of the input|, where the flow
@@ -58,6 +62,7 @@ GENERATED = {   # name: (dark_clip keyword arguments, still camera)
 GENERATED_SIZE, GENERATED_FRAMES, GENERATED_FPS = (240, 320), 90, 30
 LAMP_AT = 30
 SETTLED = 0.1
+SLOW_SPAN = 15               # frames: frame by frame's slow change on still clips (shimmer)
 RSS_FRAMES = 24                # --rss: the 1080p clip's first frames, past the encoder's lookahead (10)
 
 
@@ -70,8 +75,11 @@ def flicker(levels):
     return float(np.abs(np.diff(levels.mean(axis=(1, 2)))).mean())
 
 
-def shimmer(levels):
-    return float(np.median(np.abs(np.diff(levels, axis=0)).mean(axis=0)))
+def shimmer(levels, span=1):
+    """The median over pixels of the mean |Y(t + span, x) - Y(t, x)| / span: with span 1 the shimmer;
+    with SLOW_SPAN frames, the change per frame of the output averaged over SLOW_SPAN frames (centred,
+    not along motion), which the noise barely reaches: what a still clip changes by slowly."""
+    return float(np.median(np.abs(levels[span:] - levels[:-span]).mean(axis=0))) / span
 
 
 def input_warps(inputs):
@@ -150,6 +158,8 @@ def measure(kind, name, frames, fps, still, truth=None):
         if still:
             row['shimmer'] = shimmer(levels)
             row['shimmer_x'] = row['shimmer'] / max(gain * shimmer(inputs), 1e-6)
+            if not steady and len(levels) > SLOW_SPAN:
+                row['slow'] = shimmer(levels, SLOW_SPAN)
         if truth is not None:
             row['psnr'] = float(np.mean([utils.psnr(t, o) for t, o in zip(truth, outputs)]))
         if name == 'lamp':
@@ -182,6 +192,9 @@ def print_table(results):
             parts.append("(a steady brightening's warp %.2fx)" % (modes['steady brightening']['warp'] / alone['warp']))
         if 'shimmer' in steady:
             parts.append('shimmer %.2fx' % (steady['shimmer'] / alone['shimmer']))
+        if 'slow' in alone:
+            parts.append("(frame by frame's change over %d frames, per frame: %.2fx its shimmer)" % (
+                SLOW_SPAN, alone['slow'] / alone['shimmer']))
         if 'psnr' in steady:
             parts.append('psnr %+.2f dB' % (steady['psnr'] - alone['psnr']))
         if 'fps' in steady:
