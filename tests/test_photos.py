@@ -451,6 +451,28 @@ def test_the_bounds_bisection_is_guided_by_the_predictions_bias():
     assert rendered_mean(chosen.alpha) <= goal < rendered_mean(chosen.alpha * step * 1.01)
 
 
+def test_the_bounds_bisection_confirms_its_grid_end_on_the_nets_own_output():
+    """Where the target falls just above a grid alpha, the bisection's low end is that grid alpha,
+    feasible on the prediction; where the nets' output (3 % brighter) exceeds the mean's ceiling
+    there, the search goes on below it. It returned the grid alpha unchecked: as a scene brightened
+    by 0.002 a step, alpha stuck on it (3.7747 twice) and then fell by 5 %, and a still scene's
+    metered alpha switched between the grid alpha and the one below it from frame to frame."""
+    rng = np.random.default_rng(0)
+    base = 0.04 * rng.random((48, 64, 3)) + np.linspace(0, 0.05, 64)[None, :, None]
+    alphas = []
+    for offset in np.arange(0.066, 0.0781, 0.002):
+        raw = np.clip(offset + base, 0, 1)
+        illumination = exposure.luminance(raw)[..., None]
+        stages = {'reflectance': raw, 'illumination': illumination, 'restored': np.ones_like(raw)}
+
+        def render(curve):
+            return np.minimum(1.0, 1.03 * curve.adjusted(illumination))
+        alphas.append(exposure.choose(raw, raw, stages, linear_response(), exposure.Darkness(raw), 1.0, 'plain',
+                                      None, render).alpha)
+    steps = -np.diff(np.log(alphas))
+    assert (steps > 0.005).all() and steps.max() < 0.035, np.round(alphas, 4)   # were 0 and 0.050
+
+
 def test_the_guided_bisection_follows_a_bias_that_changes_with_alpha(monkeypatch):
     """Where the nets' output is brighter than the predicted one by a share that grows with alpha,
     the bias at the first alpha rendered misleads the first guided round; the next round starts from
