@@ -761,7 +761,8 @@ def choose(raw, image, stages, response, darkness, scale, mode='fusion', predict
                 low, high = (middle, high) if feasible(measured(middle, shape, rendered)) else (low, middle)
             # the low end came from the prediction's grid: where the search never left it, it is
             # confirmed on the nets' own output, and where it fails there the search goes on below
-            # it (it returned the grid point unchecked: 2.193 or 2.10-2.14 on a still scene)
+            # it (returned unchecked, a still scene's alpha switched from frame to frame between the
+            # grid alpha, 2.193, and the nets' own boundary, 2.10-2.14)
             if not rendered or low != start or low <= floor or feasible(measured(low, shape, True)):
                 break
             below = [a for a in inside if a < low]
