@@ -29,6 +29,7 @@ import numpy as np
 import brightness
 import data
 import exposure
+import utils
 from constants import DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS, RESTORATION_INPUT_REACH
 
 TILE_ALIGN = 16              # Restoration_net pools 4 times: tiles start on its 16-px grid
@@ -47,6 +48,9 @@ _INNER = _aligned(max(DECODER_HALO, GRAY_TRICK_RADIUS, RECEPTIVE_RADIUS['Illumin
 MARGINS = Margins(decompose=_aligned(RECEPTIVE_RADIUS['DecomNet']),
                   restore=_aligned(_INNER + RESTORATION_INPUT_REACH), inner=_INNER)
 DEFAULT_TILE_SIZE = 1024     # largest core side: 12 MP in 4 x 3 tiles, 50 MP in 8 x 7 within 2 GiB (benchmarks/)
+# ... or this on a CPU where oneDNN keeps buffers for every tile shape it runs (AMX: a photo's 9
+# shapes of 1024-px cores kept 2 GiB, 50 MP peaked at 3.80 GiB; with 512-px cores 1.85: core_side)
+SHAPE_KEEPING_CORE = 512
 METER_MAX_PIXELS = 1024 * 1024  # --ratio auto meters on a box-downscaled copy of at most this many pixels
 
 Tile = collections.namedtuple('Tile', 'window inner core')   # (rows, columns) slice pairs in the image
@@ -67,14 +71,23 @@ def spans(length, tile_size, margins):
     return result
 
 
+def core_side(tile_size):
+    """The largest core side of a photo cut into tiles: tile_size, or at most SHAPE_KEEPING_CORE
+    where oneDNN keeps buffers per tile shape (utils.keeps_shape_buffers). A photo of at most
+    tile_size^2 pixels stays one tile either way."""
+    return min(tile_size, SHAPE_KEEPING_CORE) if utils.keeps_shape_buffers() else tile_size
+
+
 def tile_rows(height, width, tile_size, margins=MARGINS):
     """[[Tile]] of an image, a list per row of tiles: one whole-image tile when it has at most
-    tile_size^2 pixels or tile_size is 0/None, else cores of at most tile_size px (spans)."""
+    tile_size^2 pixels or tile_size is 0/None, else cores of at most core_side(tile_size) px
+    (spans)."""
     if not tile_size or height * width <= tile_size ** 2:
         whole = (slice(0, height), slice(0, width))
         return [[Tile(whole, whole, whole)]]
+    core = core_side(tile_size)
     return [[Tile(*[(slice(*rows[part]), slice(*cols[part])) for part in range(3)])
-             for cols in spans(width, tile_size, margins)] for rows in spans(height, tile_size, margins)]
+             for cols in spans(width, core, margins)] for rows in spans(height, core, margins)]
 
 
 class Band:
@@ -128,7 +141,8 @@ def stream(nets, tile_image, height, width, tile_size, stages=None, margins=MARG
     per pixel, in a Band; the restoration on the tile's window, its decoder on the inner window), or
     cut from `stages` (whole arrays: then no net runs)."""
     rows = tile_rows(height, width, tile_size, margins)
-    band = None if stages is not None else Band(nets, tile_image, height, width, tile_size, margins,
+    block = tile_size if len(rows) == 1 and len(rows[0]) == 1 else core_side(tile_size)
+    band = None if stages is not None else Band(nets, tile_image, height, width, block, margins,
                                                 max(row[0].window[0].stop - row[0].window[0].start for row in rows))
     for row in rows:
         if band is not None:

@@ -3,6 +3,7 @@ import, the CPU's feature flags, atomic file writes, flag types, metrics (spec 8
 ratio (spec 6, 7b) and loading a net's weights by variable name (spec 1, 10.1).
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -54,6 +55,13 @@ def import_tensorflow():
 
 
 NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo flags of CPUs with bf16 arithmetic
+
+
+@functools.lru_cache(maxsize=None)
+def keeps_shape_buffers():
+    """True on a CPU with AMX (amx_bf16), where oneDNN keeps working buffers for every input shape a
+    session runs, about 90 MB for each 1-MP tile shape (docs/SPEED.md): pipeline.core_side."""
+    return 'amx_bf16' in cpu_flags()
 
 
 def cpu_flags(cpuinfo_path='/proc/cpuinfo'):
@@ -144,6 +152,15 @@ def map_large_allocations():
         return bool(ctypes.CDLL('libc.so.6').mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError):
         return False
+
+
+def resident_bytes():
+    """This process's resident memory now (/proc/self/statm), in bytes; 0 where it cannot be read."""
+    try:
+        with open('/proc/self/statm') as stream:
+            return int(stream.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def atomic_write(path, write):

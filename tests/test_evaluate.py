@@ -136,6 +136,35 @@ def test_output_names_never_overwrite(random_checkpoints, tmp_path, capsys):
     assert produced == ['a_kindle-1.png', 'a_kindle.png', 'b_kindle-1.png', 'b_kindle_kindle.png', 'kindle_ratios.csv']
 
 
+def test_a_session_that_kept_too_much_for_new_shapes_is_reopened_with_the_same_numbers(random_checkpoints,
+                                                                                      monkeypatch):
+    kind = evaluate.KinD(random_checkpoints, tile_size=0)
+    rng = np.random.default_rng(0)
+    images = [rng.random(shape + (3,), np.float32) for shape in ((40, 56), (48, 40), (32, 64))]
+    expected = [kind.enhance(image, 3.0) for image in images]     # every output run once: not counted
+    kind._reopen()
+    grown = iter(range(0, 1 << 40, 100 << 20))     # the process grows by 100 MiB over each counted run
+    monkeypatch.setattr(utils, 'resident_bytes', lambda: next(grown))
+    monkeypatch.setattr(evaluate, 'RETAINED_LIMIT', 250 << 20)
+    monkeypatch.setattr(evaluate, 'RETAINED_FLOOR', 1 << 40)
+    reopened = kind.reopened
+    first = [kind.enhance(images[0], 3.0) for _ in range(2)]       # 3 new shapes, then none
+    assert (kind._retained, kind.reopened) == (300 << 20, reopened)
+    second = kind.enhance(images[1], 3.0)             # its first run finds 300 MiB kept: reopened first
+    assert (kind._retained, kind.reopened) == (300 << 20, reopened + 1)
+    monkeypatch.setattr(evaluate, 'RETAINED_LIMIT', 1 << 40)
+    monkeypatch.setattr(evaluate, 'RETAINED_FLOOR', 250 << 20)
+    monkeypatch.setattr(evaluate, 'RESIDENT_HIGH', 1 << 41)        # the floor binds only above this
+    third = kind.enhance(images[2], 3.0)
+    assert (kind._retained, kind.reopened) == (600 << 20, reopened + 1)
+    monkeypatch.setattr(evaluate, 'RESIDENT_HIGH', 0)
+    again = kind.enhance(images[0], 3.0)
+    assert (kind._retained, kind.reopened) == (300 << 20, reopened + 2)
+    for output, image in zip(first + [second, third, again], [0, 0, 1, 2, 0]):
+        np.testing.assert_array_equal(output, expected[image])
+    kind.close()
+
+
 def test_tiles_cover_the_image_on_the_grid():
     """Cores of the tile size on the 16-px grid, the restoration's windows MARGINS.restore and the
     inner windows MARGINS.inner around them (clipped to the image)."""

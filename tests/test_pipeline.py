@@ -61,6 +61,28 @@ def test_streamed_tiles_equal_the_whole_image(size):
     np.testing.assert_array_equal(whole, expected)
 
 
+def test_a_cpu_that_keeps_buffers_per_shape_cuts_large_photos_into_smaller_cores(monkeypatch):
+    monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: True)
+    rows = pipeline.tile_rows(3000, 4000, 1024)
+    assert (len(rows), len(rows[0])) == (6, 8)        # cores of at most 512 px, not 3 x 4 of about 1000
+    assert max(part.stop - part.start for row in rows for tile in row for part in tile.core) == 512
+    assert len(pipeline.tile_rows(1000, 1000, 1024)) == 1          # a photo that fits one tile stays one
+    monkeypatch.setattr(pipeline, 'SHAPE_KEEPING_CORE', 32)
+    pixels, chosen = dark_pixels(130, 170), exposure.Exposure(2.5)
+    decomposed = []
+
+    class Counting(BoxNets):
+        @staticmethod
+        def decompose_tile(image):
+            decomposed.append(image.shape[:2])
+            return BoxNets.decompose_tile(image)
+    tiled = pipeline.enhance(Counting, pixels, chosen, 'fusion', TILE, margins=MARGINS)
+    np.testing.assert_array_equal(tiled, pipeline.enhance(BoxNets, pixels, chosen, 'fusion', 0, margins=MARGINS))
+    assert max(max(shape) for shape in decomposed) == 32 + 2 * MARGINS.decompose     # DecomNet's blocks too
+    monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: False)
+    assert (len(pipeline.tile_rows(3000, 4000, 1024)), len(pipeline.tile_rows(3000, 4000, 1024)[0])) == (3, 4)
+
+
 def test_decomnet_runs_once_per_pixel_and_the_restoration_on_windows_around_the_cores(monkeypatch):
     """Each net's share of the work: DecomNet's blocks (their cores) cover every pixel once, the band
     kept from one row of tiles to the next; the restoration reads each core with MARGINS.restore
@@ -120,7 +142,8 @@ def test_the_metering_copy_is_a_box_downscale_of_the_whole_photo():
     np.testing.assert_array_equal(pipeline.metering_copy(small)[0], data.to_float(small))
 
 
-def test_the_memory_guard_refuses_a_photo_before_decoding(tmp_path):
+def test_the_memory_guard_refuses_a_photo_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: False)     # 1024-px cores
     path = tmp_path / 'big.png'
     Image.new('RGB', (4000, 3000)).save(path)
     needed = pipeline.peak_bytes(3000, 4000, 1024)
