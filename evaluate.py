@@ -419,7 +419,8 @@ def build_parser():
                              'illumination_adjust_net_train/ (default: %(default)s)')
     parser.add_argument('--tile_size', type=int, default=DEFAULT_TILE_SIZE,
                         help='largest core side of the tiles large images are processed in, a '
-                             'multiple of 16 (a side is cut into the fewest equal cores); 0 processes '
+                             'multiple of 16 (a side is cut into the fewest equal cores; at most 512 on a '
+                             'CPU with AMX, where oneDNN keeps memory for every tile shape); 0 processes '
                              'every image whole (default: %(default)s)')
     parser.add_argument('--max_image_pixels', type=int, default=data.DEFAULT_MAX_IMAGE_PIXELS,
                         help='refuse larger images (decompression-bomb guard; default: PIL\'s '
