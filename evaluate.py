@@ -169,7 +169,8 @@ class KinD:
         """The named outputs for a feed, batch axis dropped. A call with a shape new to the session
         counts how far the process grew over it; past RETAINED_LIMIT the session is reopened first,
         once no other thread is running it (the page relights from several)."""
-        key = (tuple(names),) + tuple(np.shape(value) for value in feed.values())
+        # a restoration window's level cuts follow where its inner window lies, not only its shape
+        key = (tuple(names), tuple(feed.get(self.inner, ()))) + tuple(np.shape(value) for value in feed.values())
         with self._turn:
             while self._reopening:
                 self._turn.wait()
@@ -189,7 +190,7 @@ class KinD:
         finally:
             with self._turn:
                 self._running -= 1
-                if new and session is self.session:
+                if new:                               # no reopening while a run is in flight
                     self._shapes.add(key)
                     if key[0] in self._warm:          # not an output's first run: TF's pools grow there
                         self._retained += max(0, utils.resident_bytes() - before)
