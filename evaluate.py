@@ -43,11 +43,12 @@ WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE:
 DECOMPOSED = ('reflectance', 'illumination')   # DecomNet's outputs (KinD.decompose_tile)
 # oneDNN keeps working buffers for every input shape a session has run, in its threads' primitive
 # caches, until the session closes: on an AMX CPU in bfloat16 about 90 MB for each new tile shape
-# of 1 MP and 38 MB for each new 600x400 photo size, never reused (measured: docs/SPEED.md). A
-# session that has grown by RETAINED_LIMIT over the new shapes it ran is reopened (KinD._fetch),
-# or by RETAINED_FLOOR while the process holds more than RESIDENT_HIGH (a large photo's buffers:
-# 50 MP then peaks at 1.81 GiB there, not 2.10).
-RETAINED_LIMIT, RETAINED_FLOOR, RESIDENT_HIGH = 512 << 20, 128 << 20, 1792 << 20
+# of 1 MP and 38 MB for each new 600x400 photo size with TF's default inter-op threads, never
+# reused (measured: docs/SPEED.md; _open_session gives a session one thread). A session that has
+# grown by RETAINED_LIMIT over the new shapes it ran is reopened (KinD._fetch), or by
+# RETAINED_FLOOR while the process holds more than RESIDENT_HIGH (a large photo's buffers: 50 MP
+# then peaks at 1.76-1.81 GiB there, not 2.10).
+RETAINED_LIMIT, RETAINED_FLOOR, RESIDENT_HIGH = pipeline.RETAINED_LIMIT, 128 << 20, 1792 << 20
 
 
 def _gaussian_taps():
@@ -150,8 +151,11 @@ class KinD:
         self.session.close()
 
     def _open_session(self):
-        # its own inter-op threads, whose primitive caches close with it (not the process's)
-        return tf.Session(graph=self.graph, config=tf.ConfigProto(use_per_session_threads=True))
+        # its own inter-op thread, whose primitive caches close with it (not the process's); one, as
+        # oneDNN keeps a primitive per thread that ran its shape (AMX: a process running 1080p frames
+        # 1.31 -> 1.10 GiB, as fast; docs/SPEED.md)
+        return tf.Session(graph=self.graph, config=tf.ConfigProto(use_per_session_threads=True,
+                                                                  inter_op_parallelism_threads=1))
 
     def _reopen(self):
         """A new session with the same weights, freeing what the old one kept for its shapes: the same

@@ -173,10 +173,15 @@ def tile_signature(name, precision):
 # Peak memory of enhance beyond the process's own (measured, benchmarks/benchmark_memory.py): the
 # photo's pixels, the decoder's RGBX copy and the output (uint8) with the save's copy, per pixel;
 # the band of R and I (float32, 16 bytes) per pixel of its width and a tile window's height; and
-# TensorFlow's working set per pixel of a tile's restoration window.
+# TensorFlow's working set per pixel of a tile's restoration window; and on a CPU that keeps
+# buffers per shape (AMX), per pixel of each distinct window shape (all nets' primitives for it:
+# 12 MP, 9 shapes of 3.4 MP in all, peaked 0.34 GiB above the estimate without them, with one
+# inter-op thread), up to the RETAINED_LIMIT past which evaluate.KinD reopens its session.
 PHOTO_BYTES_PER_PIXEL = 10
 BAND_BYTES_PER_PIXEL = 16
 TILE_BYTES_PER_PIXEL = 400
+SHAPE_BYTES_PER_PIXEL = 108
+RETAINED_LIMIT = 512 << 20
 
 
 def peak_bytes(height, width, tile_size, margins=MARGINS):
@@ -185,7 +190,13 @@ def peak_bytes(height, width, tile_size, margins=MARGINS):
     window = max((t.window[0].stop - t.window[0].start) * (t.window[1].stop - t.window[1].start)
                  for row in rows for t in row)
     band = max(row[0].window[0].stop - row[0].window[0].start for row in rows) * width
-    return PHOTO_BYTES_PER_PIXEL * height * width + BAND_BYTES_PER_PIXEL * band + TILE_BYTES_PER_PIXEL * window
+    kept = 0
+    if utils.keeps_shape_buffers():
+        shapes = {(t.window[0].stop - t.window[0].start, t.window[1].stop - t.window[1].start)
+                  for row in rows for t in row}
+        kept = min(SHAPE_BYTES_PER_PIXEL * sum(high * wide for high, wide in shapes), RETAINED_LIMIT)
+    return (PHOTO_BYTES_PER_PIXEL * height * width + BAND_BYTES_PER_PIXEL * band + TILE_BYTES_PER_PIXEL * window
+            + kept)
 
 
 def memory_check(tile_size, available=None):

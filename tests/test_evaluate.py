@@ -165,6 +165,30 @@ def test_a_session_that_kept_too_much_for_new_shapes_is_reopened_with_the_same_n
     kind.close()
 
 
+def _inter_op_threads():
+    """Thread ids of TensorFlow's inter-op threads (per-session pools name theirs tf_Compute)."""
+    def name(thread):
+        with open('/proc/self/task/%s/comm' % thread) as stream:
+            return stream.read().strip()
+    return {thread for thread in os.listdir('/proc/self/task') if name(thread) == 'tf_Compute'}
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/task'), reason='needs Linux /proc')
+def test_a_session_runs_on_one_inter_op_thread_of_its_own_that_closes_with_it(random_checkpoints):
+    """oneDNN keeps a primitive (and its buffers) per shape in each thread that ran it: one inter-op
+    thread keeps one copy, and reopening frees it only if the thread closes with the session."""
+    image = np.random.default_rng(1).random((40, 56, 3), np.float32)
+    before = _inter_op_threads()
+    kind = evaluate.KinD(random_checkpoints, tile_size=0)
+    kind.enhance(image, 3.0)
+    first = _inter_op_threads() - before
+    assert len(first) == 1
+    kind._reopen()
+    kind.enhance(image, 3.0)
+    second = _inter_op_threads() - before
+    assert len(second) == 1 and not second & first
+    kind.close()
+
 def test_tiles_cover_the_image_on_the_grid():
     """Cores of the tile size on the 16-px grid, the restoration's windows MARGINS.restore and the
     inner windows MARGINS.inner around them (clipped to the image)."""

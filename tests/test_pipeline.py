@@ -142,6 +142,17 @@ def test_the_metering_copy_is_a_box_downscale_of_the_whole_photo():
     np.testing.assert_array_equal(pipeline.metering_copy(small)[0], data.to_float(small))
 
 
+def test_the_memory_guard_counts_what_a_cpu_keeps_per_tile_shape(monkeypatch):
+    monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: False)
+    plain = pipeline.peak_bytes(3000, 4000, 512)                   # the same 512-px cores, nothing kept
+    monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: True)
+    # 4000 = 7 x 512 + 416, 3000 = 5 x 512 + 440: windows 608, 704 and 512 px wide, 608, 704 and 536 high
+    shapes = (608 + 704 + 536) * (608 + 704 + 512)
+    assert pipeline.peak_bytes(3000, 4000, 1024) == plain + pipeline.SHAPE_BYTES_PER_PIXEL * shapes
+    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', 100 << 20)      # evaluate.KinD reopens past it
+    assert pipeline.peak_bytes(3000, 4000, 1024) == plain + (100 << 20)
+
+
 def test_the_memory_guard_refuses_a_photo_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline.utils, 'keeps_shape_buffers', lambda: False)     # 1024-px cores
     path = tmp_path / 'big.png'
