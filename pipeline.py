@@ -187,16 +187,13 @@ RETAINED_LIMIT = 512 << 20
 def peak_bytes(height, width, tile_size, margins=MARGINS):
     """The memory enhancing a photo of this size needs on top of a loaded model, estimated."""
     rows = tile_rows(height, width, tile_size, margins)
-    window = max((t.window[0].stop - t.window[0].start) * (t.window[1].stop - t.window[1].start)
-                 for row in rows for t in row)
+    shapes = {(t.window[0].stop - t.window[0].start, t.window[1].stop - t.window[1].start)
+              for row in rows for t in row}        # the windows' distinct shapes (9 at most)
+    windows = [high * wide for high, wide in shapes]
     band = max(row[0].window[0].stop - row[0].window[0].start for row in rows) * width
-    kept = 0
-    if utils.keeps_shape_buffers():
-        shapes = {(t.window[0].stop - t.window[0].start, t.window[1].stop - t.window[1].start)
-                  for row in rows for t in row}
-        kept = min(SHAPE_BYTES_PER_PIXEL * sum(high * wide for high, wide in shapes), RETAINED_LIMIT)
-    return (PHOTO_BYTES_PER_PIXEL * height * width + BAND_BYTES_PER_PIXEL * band + TILE_BYTES_PER_PIXEL * window
-            + kept)
+    kept = min(SHAPE_BYTES_PER_PIXEL * sum(windows), RETAINED_LIMIT) if utils.keeps_shape_buffers() else 0
+    return (PHOTO_BYTES_PER_PIXEL * height * width + BAND_BYTES_PER_PIXEL * band
+            + TILE_BYTES_PER_PIXEL * max(windows) + kept)
 
 
 def memory_check(tile_size, available=None):

@@ -60,7 +60,8 @@ NATIVE_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo flags of CPUs 
 @functools.lru_cache(maxsize=None)
 def keeps_shape_buffers():
     """True on a CPU with AMX (amx_bf16), where oneDNN keeps working buffers for every input shape a
-    session runs, about 90 MB for each 1-MP tile shape (docs/SPEED.md): pipeline.core_side."""
+    session runs in each of its threads, about 45 MB a thread for each 1-MP tile shape (docs/SPEED.md):
+    pipeline.core_side and peak_bytes."""
     return 'amx_bf16' in cpu_flags()
 
 

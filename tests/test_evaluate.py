@@ -189,6 +189,7 @@ def test_a_session_runs_on_one_inter_op_thread_of_its_own_that_closes_with_it(ra
     assert len(second) == 1 and not second & first
     kind.close()
 
+
 def test_tiles_cover_the_image_on_the_grid():
     """Cores of the tile size on the 16-px grid, the restoration's windows MARGINS.restore and the
     inner windows MARGINS.inner around them (clipped to the image)."""
