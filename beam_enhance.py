@@ -82,25 +82,44 @@ def write_png(path, pixels):
 
 
 class SavedModelNets:
-    """pipeline.py's per-tile steps on a loaded SavedModel's decompose / restore / relight_map
-    signatures in one precision (pipeline.tile_signature's names)."""
+    """pipeline.py's per-tile steps on a SavedModel's decompose / restore / relight_map signatures in
+    one precision (pipeline.tile_signature's names), loaded into a TensorFlow 1 session of its own
+    that is reopened where oneDNN keeps too much per shape (sessions.py), as evaluate.KinD's is."""
 
-    def __init__(self, tf, signatures, precision):
-        self.tf, self.precision = tf, precision
-        self.decompose, self.restore, self.relight = (signatures[pipeline.tile_signature(name, precision)]
-                                                      for name in ('decompose', 'restore', 'relight_map'))
+    def __init__(self, model_dir, precision):
+        import sessions                 # TensorFlow, quietly (its warnings, the TF 1 loader's included, off)
+        tf = sessions.tf
+        graph = tf.Graph()
+        session = sessions.open_session(graph)
+        with graph.as_default():
+            signatures = tf.saved_model.loader.load(session, [tf.saved_model.tag_constants.SERVING],
+                                                    model_dir).signature_def
+        graph.finalize()
+        self.session = sessions.ReopeningSession(session)
+        self.signatures = {}                     # name -> [{input: tensor}, {output: tensor}]
+        for name in ('decompose', 'restore', 'relight_map'):
+            signature = signatures[pipeline.tile_signature(name, precision)]
+            self.signatures[name] = [{key: graph.get_tensor_by_name(info.name) for key, info in tensors.items()}
+                                     for tensors in (signature.inputs, signature.outputs)]
+
+    def _run(self, name, outputs, key=(), **inputs):
+        given, produced = self.signatures[name]
+        return self.session.run({output: produced[output] for output in outputs},
+                                {given[input_name]: value for input_name, value in inputs.items()}, key)
+
+    def close(self):
+        self.session.close()
 
     def decompose_tile(self, image):
-        return {name: value.numpy() for name, value in self.decompose(normalised=self.tf.constant(image)).items()}
+        return self._run('decompose', ('reflectance', 'illumination'), normalised=image)
 
     def restore_tile(self, reflectance, illumination, inner):
-        return self.restore(reflectance=self.tf.constant(reflectance), illumination=self.tf.constant(illumination),
-                            inner=self.tf.constant(inner, self.tf.int32))['restored'].numpy()
+        # a window's level cuts follow where its inner window lies (evaluate.KinD._fetch)
+        return self._run('restore', ('restored',), tuple(inner), reflectance=reflectance, illumination=illumination,
+                         inner=np.asarray(inner, np.int32))['restored']
 
     def relight_tile(self, image, stages, ratio_map, mode):
-        tensors = {name: self.tf.constant(array) for name, array in stages.items()}
-        return self.relight(normalised=self.tf.constant(image), ratio_map=self.tf.constant(ratio_map),
-                            **tensors)[mode].numpy()
+        return self._run('relight_map', (mode,), normalised=image, ratio_map=ratio_map, **stages)[mode]
 
     def adjust_tile(self, illumination, ratio_map):
         """I-hat [h,w,1]: relight_map has no signature for the adjustment net alone, so its plain
@@ -123,13 +142,8 @@ class Enhance(beam.DoFn):
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
         utils.map_large_allocations()     # as evaluate.KinD: tiles' arrays off glibc's heap
         import tensorflow as tf
-        try:     # one inter-op thread, as evaluate.KinD: oneDNN keeps a primitive per shape per thread
-            tf.config.threading.set_inter_op_parallelism_threads(1)   # (AMX: 12 MP 1.78 -> 1.63 GiB)
-        except RuntimeError:          # TensorFlow already started in this process: its threads stay
-            pass
         self.tf = tf
-        self.loaded = tf.saved_model.load(self.model_dir)   # the signatures need it alive
-        self.nets = SavedModelNets(tf, self.loaded.signatures, utils.resolve_precision(self.precision))
+        self.nets = SavedModelNets(self.model_dir, utils.resolve_precision(self.precision))
         self.fit = None
         if isinstance(self.ratio, str) and FileSystems.exists(fit_asset(self.model_dir)):
             with FileSystems.open(fit_asset(self.model_dir)) as stream:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import threading
 
 import numpy as np
 
@@ -28,6 +27,7 @@ import brightness
 import data
 import exposure
 import pipeline
+import sessions
 import synthetic
 import utils
 import video
@@ -41,14 +41,6 @@ STAGES = ('reflectance', 'illumination', 'restored', 'adjusted')   # KinD.stages
 WEIGHT_FOLDERS = {model.DECOM_SCOPE: 'decom_net_train', model.RESTORATION_SCOPE: 'Restoration_net_train',
                   model.ADJUST_SCOPE: 'illumination_adjust_net_train'}
 DECOMPOSED = ('reflectance', 'illumination')   # DecomNet's outputs (KinD.decompose_tile)
-# oneDNN keeps working buffers for every input shape a session has run, in its threads' primitive
-# caches, until the session closes: on an AMX CPU in bfloat16 about 90 MB for each new tile shape
-# of 1 MP and 38 MB for each new 600x400 photo size with TF's default inter-op threads, never
-# reused (measured: docs/SPEED.md; _open_session gives a session one thread). A session that has
-# grown by RETAINED_LIMIT over the new shapes it ran is reopened (KinD._fetch), or by
-# RETAINED_FLOOR while the process holds more than RESIDENT_HIGH (a large photo's buffers: 50 MP
-# then peaks at 1.76-1.81 GiB there, not 2.10).
-RETAINED_LIMIT, RETAINED_FLOOR, RESIDENT_HIGH = pipeline.RETAINED_LIMIT, 128 << 20, 1792 << 20
 
 
 def _gaussian_taps():
@@ -132,74 +124,26 @@ class KinD:
             self.outputs = dict(relight_outputs(self.image, reflectance, illumination, restored, self.ratio_map,
                                                 self.precision),
                                 reflectance=reflectance, illumination=illumination, restored=restored)
-            self.session = self._open_session()
+            session = sessions.open_session(self.graph)
             self.checkpoints = {
-                scope: utils.restore_net(self.session, model.net_variables(scope),
-                                         os.path.join(checkpoint_dir, folder), scope)
+                scope: utils.restore_net(session, model.net_variables(scope), os.path.join(checkpoint_dir, folder),
+                                         scope)
                 for scope, folder in WEIGHT_FOLDERS.items()}
-            variables = tf.global_variables()
         self.graph.finalize()
-        self._weights = dict(zip(variables, self.session.run(variables)))   # to reopen the session with
-        self._shapes, self._retained = set(), 0       # what the session ran, and how far it grew for it
-        self._warm = set()                            # the outputs run at least once by any session
-        self._turn, self._running, self._reopening = threading.Condition(), 0, False
-        self.reopened = 0
+        self.session = sessions.ReopeningSession(session)   # reopened where it keeps too much per shape
         self.auto_ratio_path = os.path.join(checkpoint_dir, WEIGHT_FOLDERS[model.ADJUST_SCOPE], brightness.FIT_FILE)
         self._auto_ratio_fit = None   # read at the first --ratio auto image
 
     def close(self):
         self.session.close()
 
-    def _open_session(self):
-        # its own inter-op thread, whose primitive caches close with it (not the process's); one, as
-        # oneDNN keeps a primitive per thread that ran its shape (AMX: a process running 1080p frames
-        # 1.31 -> 1.10 GiB, as fast; docs/SPEED.md)
-        return tf.Session(graph=self.graph, config=tf.ConfigProto(use_per_session_threads=True,
-                                                                  inter_op_parallelism_threads=1))
-
-    def _reopen(self):
-        """A new session with the same weights, freeing what the old one kept for its shapes: the same
-        graph, so the same numbers."""
-        self.session.close()
-        self.session = self._open_session()
-        for variable, value in self._weights.items():
-            variable.load(value, self.session)
-        self._shapes, self._retained = set(), 0
-        self.reopened += 1
-
     # --- the per-tile steps (pipeline's `nets`) -----------------------------------------------------
 
     def _fetch(self, names, feed):
-        """The named outputs for a feed, batch axis dropped. A call with a shape new to the session
-        counts how far the process grew over it; past RETAINED_LIMIT the session is reopened first,
-        once no other thread is running it (the page relights from several)."""
+        """The named outputs for a feed, batch axis dropped (sessions.ReopeningSession: from threads)."""
         # a restoration window's level cuts follow where its inner window lies, not only its shape
-        key = (tuple(names), tuple(feed.get(self.inner, ()))) + tuple(np.shape(value) for value in feed.values())
-        with self._turn:
-            while self._reopening:
-                self._turn.wait()
-            new = key not in self._shapes
-            if new and (self._retained > RETAINED_LIMIT or (
-                    self._retained > RETAINED_FLOOR and utils.resident_bytes() > RESIDENT_HIGH)):
-                self._reopening = True
-                while self._running:
-                    self._turn.wait()
-                self._reopen()
-                self._reopening = False
-                self._turn.notify_all()
-            self._running += 1
-            session, before = self.session, (utils.resident_bytes() if new else 0)
-        try:
-            fetched = session.run({name: self.outputs[name] for name in names}, feed)
-        finally:
-            with self._turn:
-                self._running -= 1
-                if new:                               # no reopening while a run is in flight
-                    self._shapes.add(key)
-                    if key[0] in self._warm:          # not an output's first run: TF's pools grow there
-                        self._retained += max(0, utils.resident_bytes() - before)
-                    self._warm.add(key[0])
-                self._turn.notify_all()
+        fetched = self.session.run({name: self.outputs[name] for name in names}, feed,
+                                   tuple(feed.get(self.inner, ())))
         return {name: array[0] for name, array in fetched.items()}
 
     def decompose_tile(self, image):

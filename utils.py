@@ -31,8 +31,9 @@ def exit_status(work, *args):
     return 0 if status is None else status
 
 
-def import_tensorflow():
-    """Import `tensorflow.compat.v1` in graph mode, hiding the log lines TF prints while loading.
+def import_tensorflow(graph_mode=True):
+    """Import `tensorflow.compat.v1` in graph mode (`graph_mode` False: eager execution stays TF 2's
+    default, as a Beam worker needs it), hiding the log lines TF prints while loading.
 
     Entry scripts call this before importing model/losses so that users see only our output.
     """
@@ -49,7 +50,8 @@ def import_tensorflow():
             os.close(devnull)
     warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')
     import tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
+    if graph_mode:
+        tf.disable_eager_execution()
     tf.logging.set_verbosity(tf.logging.ERROR)
     return tf
 

@@ -2,6 +2,7 @@
 
   python benchmarks/benchmark_memory.py                          # 1, 12, 50 and 100 MP, and Beam (~25 min)
   python benchmarks/benchmark_memory.py --sizes 1,12 --no_beam
+  python benchmarks/benchmark_memory.py --sizes '' --no_beam --beam_sizes 40   # a worker over 40 sizes
   python benchmarks/benchmark_memory.py --code /tmp/kind_old --json old.json   # another checkout's evaluate.py
   python benchmarks/benchmark_memory.py --plot docs/memory.png new.json old.json   # needs matplotlib
 
@@ -10,7 +11,9 @@ under --cache) enhanced by `python evaluate.py --input PHOTO` with the defaults 
 fusion, --precision auto, the default tiles) in a fresh process; its peak RSS comes from os.wait4 (the
 whole process: Python, TensorFlow, the photo) and its time is wall-clock, start-up included. --beam
 runs beam_enhance.py's Enhance on the 12 MP photo in one process (DirectRunner's worker, as one
-worker does it) with a SavedModel exported into --cache. Prints one table and, with --json, saves it.
+worker does it) with a SavedModel exported into --cache; --beam_sizes N runs --code's worker over N
+photo sizes near 600x400 in one process (what it keeps per new size must not pile up: the worker's
+session is reopened as evaluate.KinD's). Prints one table and, with --json, saves it.
 """
 import argparse
 import json
@@ -67,6 +70,26 @@ BEAM_SCRIPT = textwrap.dedent('''
     pixels = data.read_pixels(sys.argv[2], args.max_image_pixels)[0]
     beam_enhance.write_png(sys.argv[3], enhance._enhance(pixels)[0])
 ''')
+# A Beam worker over photos of many sizes: what a worker keeps per new size must not pile up.
+BEAM_SIZES_SCRIPT = textwrap.dedent('''
+    import sys, time
+    import numpy as np
+    import beam_enhance, utils
+    parser = beam_enhance.build_parser()
+    args = parser.parse_args(['--input', '-', '--output', '-', '--model', sys.argv[1]])
+    enhance = beam_enhance.Enhance(sys.argv[1], args.ratio, args.mode, args.max_image_pixels, args.precision,
+                                   args.tile_size)
+    enhance.setup()
+    rng, first = np.random.default_rng(0), None
+    start = time.perf_counter()
+    for index in range(int(sys.argv[2])):
+        height, width = 376 + 8 * index, 560 + 8 * index        # 560x376 .. 872x688 for 40
+        enhance._enhance((rng.random((height, width, 3)) * 60).astype(np.uint8))
+        first = first or utils.resident_bytes()
+    session = getattr(enhance.nets, 'session', None)
+    print(getattr(session, 'reopened', '-'), '%.3f %.1f' % ((utils.resident_bytes() - first) / 2 ** 30,
+                                                            time.perf_counter() - start))
+''')
 
 
 def run(args):
@@ -87,9 +110,25 @@ def run(args):
             subprocess.run([sys.executable, 'export.py', '--output', model], cwd=ROOT, check=True)
         path = photo(args.cache, 12)
         peak, seconds = measured([sys.executable, '-c', BEAM_SCRIPT, model, path,
-                                  os.path.join(args.cache, 'beam.png')], ROOT)
+                                  os.path.join(args.cache, 'beam.png')], args.code)
         rows.append({'what': 'Beam worker', 'megapixels': 12, 'peak_gib': peak, 'seconds': seconds})
         print('%-12s %5d MP  peak RSS %5.2f GiB  %7.1f s  %5.2f s/MP' % ('Beam worker', 12, peak, seconds, seconds / 12))
+    if args.beam_sizes:
+        model = os.path.join(args.cache, 'export')
+        if not os.path.exists(model):
+            subprocess.run([sys.executable, 'export.py', '--output', model], cwd=ROOT, check=True)
+        process = subprocess.Popen([sys.executable, '-c', BEAM_SIZES_SCRIPT, model, str(args.beam_sizes)],
+                                   cwd=args.code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+        output = process.stdout.read().decode().split()
+        _, status, usage = os.wait4(process.pid, 0)
+        if status:
+            raise RuntimeError('the Beam worker over %d sizes failed' % args.beam_sizes)
+        reopened, grown, seconds = output[-3], float(output[-2]), float(output[-1])
+        rows.append({'what': 'Beam worker, %d sizes' % args.beam_sizes, 'peak_gib': usage.ru_maxrss / 2 ** 20,
+                     'grown_gib': grown, 'seconds': seconds, 'reopened': reopened})
+        print('Beam worker, %d photo sizes near 600x400: peak RSS %.2f GiB, grown %.2f GiB after the first, %.1f s, '
+              'session reopened %s times' % (args.beam_sizes, usage.ru_maxrss / 2 ** 20, grown, seconds, reopened))
     if args.json:
         with open(args.json, 'w') as stream:
             json.dump({'code': args.code, 'rows': rows}, stream, indent=2)
@@ -119,15 +158,18 @@ def plot(path, results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', default='1,12,50,100', help='megapixels, of %s' % ', '.join(map(str, SIZES)))
-    parser.add_argument('--code', default=ROOT, help='the checkout whose evaluate.py runs (default: this one)')
+    parser.add_argument('--code', default=ROOT,
+                        help='the checkout whose evaluate.py and Beam worker run (default: this one)')
     parser.add_argument('--cache', default='/tmp/kind_memory', help='generated photos and outputs')
     parser.add_argument('--no_beam', dest='beam', action='store_false', help='skip the Beam worker run')
+    parser.add_argument('--beam_sizes', type=int, default=0,
+                        help="also run a Beam worker over this many photo sizes near 600x400 (--code's worker)")
     parser.add_argument('--json', help='save the table here')
     parser.add_argument('--plot', nargs='+', metavar=('PNG', 'JSON'), help='plot saved tables instead of running')
     args = parser.parse_args(argv)
     if args.plot:
         return plot(args.plot[0], args.plot[1:])
-    args.sizes = [int(size) for size in args.sizes.split(',')]
+    args.sizes = [int(size) for size in args.sizes.split(',') if size]
     return run(args)
 
 

@@ -11,6 +11,7 @@ import data
 import evaluate
 import exposure
 import pipeline
+import sessions
 import utils
 from conftest import write_pairs
 
@@ -142,24 +143,24 @@ def test_a_session_that_kept_too_much_for_new_shapes_is_reopened_with_the_same_n
     rng = np.random.default_rng(0)
     images = [rng.random(shape + (3,), np.float32) for shape in ((40, 56), (48, 40), (32, 64))]
     expected = [kind.enhance(image, 3.0) for image in images]     # every output run once: not counted
-    kind._reopen()
+    kind.session.reopen()
     grown = iter(range(0, 1 << 40, 100 << 20))     # the process grows by 100 MiB over each counted run
     monkeypatch.setattr(utils, 'resident_bytes', lambda: next(grown))
-    monkeypatch.setattr(evaluate, 'RETAINED_LIMIT', 250 << 20)
-    monkeypatch.setattr(evaluate, 'RETAINED_FLOOR', 1 << 40)
-    reopened = kind.reopened
+    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', 250 << 20)
+    monkeypatch.setattr(sessions, 'RETAINED_FLOOR', 1 << 40)
+    reopened = kind.session.reopened
     first = [kind.enhance(images[0], 3.0) for _ in range(2)]       # 3 new shapes, then none
-    assert (kind._retained, kind.reopened) == (300 << 20, reopened)
+    assert (kind.session.retained, kind.session.reopened) == (300 << 20, reopened)
     second = kind.enhance(images[1], 3.0)             # its first run finds 300 MiB kept: reopened first
-    assert (kind._retained, kind.reopened) == (300 << 20, reopened + 1)
-    monkeypatch.setattr(evaluate, 'RETAINED_LIMIT', 1 << 40)
-    monkeypatch.setattr(evaluate, 'RETAINED_FLOOR', 250 << 20)
-    monkeypatch.setattr(evaluate, 'RESIDENT_HIGH', 1 << 41)        # the floor binds only above this
+    assert (kind.session.retained, kind.session.reopened) == (300 << 20, reopened + 1)
+    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', 1 << 40)
+    monkeypatch.setattr(sessions, 'RETAINED_FLOOR', 250 << 20)
+    monkeypatch.setattr(sessions, 'RESIDENT_HIGH', 1 << 41)        # the floor binds only above this
     third = kind.enhance(images[2], 3.0)
-    assert (kind._retained, kind.reopened) == (600 << 20, reopened + 1)
-    monkeypatch.setattr(evaluate, 'RESIDENT_HIGH', 0)
+    assert (kind.session.retained, kind.session.reopened) == (600 << 20, reopened + 1)
+    monkeypatch.setattr(sessions, 'RESIDENT_HIGH', 0)
     again = kind.enhance(images[0], 3.0)
-    assert (kind._retained, kind.reopened) == (300 << 20, reopened + 2)
+    assert (kind.session.retained, kind.session.reopened) == (300 << 20, reopened + 2)
     for output, image in zip(first + [second, third, again], [0, 0, 1, 2, 0]):
         np.testing.assert_array_equal(output, expected[image])
     kind.close()
@@ -183,7 +184,7 @@ def test_a_session_runs_on_one_inter_op_thread_of_its_own_that_closes_with_it(ra
     kind.enhance(image, 3.0)
     first = _inter_op_threads() - before
     assert len(first) == 1
-    kind._reopen()
+    kind.session.reopen()
     kind.enhance(image, 3.0)
     second = _inter_op_threads() - before
     assert len(second) == 1 and not second & first

@@ -23,8 +23,8 @@ CHECKPOINT = os.path.join(ROOT, 'checkpoint')
 EVAL15_IMAGE = os.path.join(LOL, 'eval15', 'low', '1.png')
 ALPHA = 3.0
 MAX_LEVELS = 1   # max |uint8 difference| allowed against evaluate.py, float32
-# bfloat16 per-tile signatures against evaluate.KinD in bfloat16: the same nets and casts, run by
-# TF2's function runtime instead of a TF1 session (measured 0 levels here: docs/DEPLOY.md)
+# bfloat16 per-tile signatures against evaluate.KinD in bfloat16: the same nets and casts, loaded from
+# the SavedModel (measured 0 levels here: docs/DEPLOY.md)
 BFLOAT16_MAX_LEVELS = 2
 TFLITE_MAX_LEVELS = 2
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
@@ -267,6 +267,29 @@ def test_pipeline_defaults_and_tiles_give_evaluate_s_file_in_each_precision(save
                 key = '%s_%d' % (precision, tile_size)
                 assert float(arrays[key + '_alpha']) == pytest.approx(exposure.alpha, rel=1e-3), key
                 assert max_levels(arrays[key], expected) <= levels, key
+
+
+def test_a_beam_worker_s_session_is_reopened_where_it_keeps_too_much_with_the_same_numbers(saved_model, kinds,
+                                                                                         monkeypatch):
+    """SavedModelNets run the SavedModel in a TF 1 session of their own, reopened as evaluate.KinD's
+    (sessions.py; a TF 2 worker kept what oneDNN built for every photo size: docs/DEPLOY.md):
+    with every new shape past the limit, each reopens it first, and the pixels stay evaluate's."""
+    import exposure
+    import pipeline
+    import sessions
+    nets = beam_enhance.SavedModelNets(saved_model, 'float32')
+    rng, chosen = np.random.default_rng(4), exposure.Exposure(ALPHA, 'fixed')
+    photos = [(rng.random(size + (3,)) * 60).astype(np.uint8) for size in ((40, 56), (48, 64), (72, 40))]
+    first = [pipeline.enhance(nets, pixels, chosen, 'fusion', 32) for pixels in photos]    # in 32-px tiles
+    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', -1)
+    nets.session.reopen()                              # no shape known: every run's shape is new
+    reopened = nets.session.reopened
+    again = [pipeline.enhance(nets, pixels, chosen, 'fusion', 32) for pixels in photos]
+    assert nets.session.reopened > reopened + len(photos)
+    for pixels, before, after in zip(photos, first, again):
+        np.testing.assert_array_equal(after, before)
+        assert max_levels(after, pipeline.enhance(kinds['float32'], pixels, chosen, 'fusion', 32)) == 0
+    nets.close()
 
 
 @pytest.mark.slow
