@@ -269,8 +269,8 @@ def test_pipeline_defaults_and_tiles_give_evaluate_s_file_in_each_precision(save
                 assert max_levels(arrays[key], expected) <= levels, key
 
 
-def test_a_beam_worker_s_session_is_reopened_where_it_keeps_too_much_with_the_same_numbers(saved_model, kinds,
-                                                                                         monkeypatch):
+def test_a_beam_worker_s_session_is_reopened_where_it_keeps_too_much_with_the_same_numbers(
+        saved_model, kinds, monkeypatch):
     """SavedModelNets run the SavedModel in a TF 1 session of their own, reopened as evaluate.KinD's
     (sessions.py; a TF 2 worker kept what oneDNN built for every photo size: docs/DEPLOY.md):
     with every new shape past the limit, each reopens it first, and the pixels stay evaluate's."""
