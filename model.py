@@ -77,8 +77,9 @@ def Restoration_net(input_r, input_i, inner=None):
     edge (a pooled cell must pool what the whole image's does): R_hat is returned on that window
     of the input only (a tile's inner window; pipeline.py), and each level runs on what that
     needs: encoder level k's output is cut to the inner window grown by
-    RESTORATION_REACH[k - 1] px, decoder level 6's to the inner window (its input covers 16 px
-    more) and levels 7-9 run on it. A cut pads with zeros where the whole image has neighbours, so
+    RESTORATION_REACH[k - 1] px (levels 1-4's once pooled: the same cells, so levels 1-3's reach
+    is on the grid of the level after the next, which pools from where the cut starts), decoder level 6's to the inner window (its input covers 16
+    px more) and levels 7-9 run on it; the skips are cut from the uncut outputs. A cut pads with zeros where the whole image has neighbours, so
     the outer DECODER_HALO px of an inner window that is not at the image's edge are not the whole
     image's, nor is anything where the input reaches less than RESTORATION_INPUT_REACH px beyond it.
     """
@@ -92,12 +93,14 @@ def Restoration_net(input_r, input_i, inner=None):
         for level, channels in enumerate([32, 64, 128, 256, 512], start=1):
             if level > 1:
                 x = _pool(x)
+                if inner is not None:         # cut once pooled: the same cells, a quarter of the copy
+                    x, origin = _cut(x, origin, grown(RESTORATION_REACH[level - 2]), 2 ** (level - 1))
             x = _conv(x, channels, 'de_conv%d_1' % level)
             x = _conv(x, channels, 'de_conv%d_2' % level)
-            if inner is not None:
-                x, origin = _cut(x, origin, grown(RESTORATION_REACH[level - 1]), 2 ** (level - 1))
             skips.append((x, origin))
         x, origin = skips[-1]
+        if inner is not None:
+            x, origin = _cut(x, origin, grown(RESTORATION_REACH[4]), 16)
         for level, channels in zip([6, 7, 8, 9], [256, 128, 64, 32]):
             skip, skip_origin = skips[9 - level]
             if inner is not None:                 # the skip on x's window

@@ -151,6 +151,8 @@ def test_the_restoration_cut_to_an_inner_window_is_the_whole_image_s_within_its_
     window less DECODER_HALO px on every side that is not the image's edge, and both numbers are
     tight: 16 px less input, or 1 px more of the inner window, and it differs."""
     assert model.RESTORATION_REACH == (76, 72, 64, 48, 16)
+    # levels 1-4 are cut once pooled, so levels 2-4 pool from where their cut starts: on their grid
+    assert all(reach % 2 ** (level + 1) == 0 for level, reach in enumerate(model.RESTORATION_REACH[:3], start=1))
     assert (model.RESTORATION_INPUT_REACH, model.DECODER_HALO) == (78, 15)
     graph = tf.Graph()
     with graph.as_default():
