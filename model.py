@@ -78,10 +78,12 @@ def Restoration_net(input_r, input_i, inner=None):
     of the input only (a tile's inner window; pipeline.py), and each level runs on what that
     needs: encoder level k's output is cut to the inner window grown by
     RESTORATION_REACH[k - 1] px (levels 1-4's once pooled: the same cells, so levels 1-3's reach
-    is on the grid of the level after the next, which pools from where the cut starts), decoder level 6's to the inner window (its input covers 16
-    px more) and levels 7-9 run on it; the skips are cut from the uncut outputs. A cut pads with zeros where the whole image has neighbours, so
-    the outer DECODER_HALO px of an inner window that is not at the image's edge are not the whole
-    image's, nor is anything where the input reaches less than RESTORATION_INPUT_REACH px beyond it.
+    is on the grid of the level after the next, which pools from where the cut starts), decoder
+    level 6's to the inner window (its input covers 16 px more) and levels 7-9 run on it; the
+    skips are cut from the uncut outputs. A cut pads with zeros where the whole image has
+    neighbours, so the outer DECODER_HALO px of an inner window that is not at the image's edge are
+    not the whole image's, nor is anything where the input reaches less than
+    RESTORATION_INPUT_REACH px beyond it.
     """
     with tf.variable_scope(RESTORATION_SCOPE, reuse=tf.AUTO_REUSE):
         x = tf.concat([input_r, input_i], 3)

@@ -32,8 +32,9 @@ def exit_status(work, *args):
 
 
 def import_tensorflow(graph_mode=True):
-    """Import `tensorflow.compat.v1` in graph mode (`graph_mode` False: eager execution stays TF 2's
-    default, as a Beam worker needs it), hiding the log lines TF prints while loading.
+    """Import `tensorflow.compat.v1` in graph mode (`graph_mode` False: eager execution as the process
+    has it, for sessions.py, which a Beam worker's process imports too), hiding the log lines TF
+    prints while loading.
 
     Entry scripts call this before importing model/losses so that users see only our output.
     """
