@@ -88,7 +88,7 @@ class SavedModelNets:
 
     def __init__(self, model_dir, precision):
         import sessions                 # TensorFlow, quietly (its warnings, the TF 1 loader's included, off)
-        tf = sessions.tf
+        self.tf = tf = sessions.tf
         graph = tf.Graph()
         session = sessions.open_session(graph)
         with graph.as_default():
@@ -141,9 +141,8 @@ class Enhance(beam.DoFn):
     def setup(self):
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
         utils.map_large_allocations()     # as evaluate.KinD: tiles' arrays off glibc's heap
-        import tensorflow as tf
-        self.tf = tf
         self.nets = SavedModelNets(self.model_dir, utils.resolve_precision(self.precision))
+        self.tf = self.nets.tf
         self.fit = None
         if isinstance(self.ratio, str) and FileSystems.exists(fit_asset(self.model_dir)):
             with FileSystems.open(fit_asset(self.model_dir)) as stream:

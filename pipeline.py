@@ -176,7 +176,7 @@ def tile_signature(name, precision):
 # TensorFlow's working set per pixel of a tile's restoration window; and on a CPU that keeps
 # buffers per shape (AMX), per pixel of each distinct window shape (all nets' primitives for it:
 # 12 MP, 9 shapes of 3.4 MP in all, peaked 0.34 GiB above the estimate without them, with one
-# inter-op thread), up to the RETAINED_LIMIT past which evaluate.KinD reopens its session.
+# inter-op thread), up to the RETAINED_LIMIT past which a session is reopened (sessions.py).
 PHOTO_BYTES_PER_PIXEL = 10
 BAND_BYTES_PER_PIXEL = 16
 TILE_BYTES_PER_PIXEL = 400

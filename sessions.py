@@ -5,7 +5,7 @@ oneDNN keeps working buffers for every input shape a session has run, in the pri
 the threads that ran it, until they close: on an AMX CPU in bfloat16 about 45 MB a thread for each
 new tile shape of 1 MP, and 38 MB for each new 600x400 photo size with TF's default two inter-op
 threads, never reused (docs/SPEED.md). So a session runs on one inter-op thread of its own, which
-closes with it, and a session that has grown by RETAINED_LIMIT over the new shapes it ran is
+closes with it, and a session that has grown by pipeline.RETAINED_LIMIT over the new shapes it ran is
 reopened with the same graph and weights (the same numbers), or by RETAINED_FLOOR while the process
 holds more than RESIDENT_HIGH (a large photo's buffers: 50 MP then peaks at 1.76-1.81 GiB there,
 not 2.10). No graph-mode switch here: Beam's workers keep TensorFlow's eager default.
@@ -19,7 +19,7 @@ import utils
 
 tf = utils.import_tensorflow(graph_mode=False)   # quietly; eager execution as the caller left it
 
-RETAINED_LIMIT, RETAINED_FLOOR, RESIDENT_HIGH = pipeline.RETAINED_LIMIT, 128 << 20, 1792 << 20
+RETAINED_FLOOR, RESIDENT_HIGH = 128 << 20, 1792 << 20      # and pipeline.RETAINED_LIMIT (the memory guard's too)
 
 
 def open_session(graph):
@@ -60,13 +60,13 @@ class ReopeningSession:
     def run(self, fetches, feed, key=()):
         """session.run(fetches, feed) for a dict of fetches. A run with a shape new to the session (the
         fetches' names, the feed's shapes and `key`) counts how far the process grew over it; past
-        RETAINED_LIMIT the session is reopened first, once no other thread is running it."""
+        pipeline.RETAINED_LIMIT the session is reopened first, once no other thread is running it."""
         key = (tuple(fetches), key) + tuple(np.shape(value) for value in feed.values())
         with self._turn:
             while self._reopening:
                 self._turn.wait()
             new = key not in self._shapes
-            if new and (self.retained > RETAINED_LIMIT or (
+            if new and (self.retained > pipeline.RETAINED_LIMIT or (
                     self.retained > RETAINED_FLOOR and utils.resident_bytes() > RESIDENT_HIGH)):
                 self._reopening = True
                 while self._running:

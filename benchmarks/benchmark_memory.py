@@ -48,38 +48,39 @@ def photo(cache, megapixels):
 
 
 def measured(command, cwd):
-    """(peak RSS GiB, seconds) of a command run to completion."""
+    """(peak RSS GiB, seconds, what it printed) of a command run to completion."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    printed = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if status:
         raise RuntimeError('%s failed: %s' % (' '.join(command), process.stderr.read().decode()[-2000:]))
-    return usage.ru_maxrss / 2 ** 20, seconds
+    return usage.ru_maxrss / 2 ** 20, seconds, printed
 
 
-BEAM_SCRIPT = textwrap.dedent('''
+# beam_enhance.py's Enhance as one worker runs it, on the SavedModel sys.argv[1]
+BEAM_WORKER = textwrap.dedent('''
     import sys
-    import beam_enhance, data
+    import beam_enhance
     parser = beam_enhance.build_parser()
     args = parser.parse_args(['--input', '-', '--output', '-', '--model', sys.argv[1]])
     enhance = beam_enhance.Enhance(sys.argv[1], args.ratio, args.mode, args.max_image_pixels, args.precision,
                                    args.tile_size)
     enhance.setup()
+''')
+# ... on the photo sys.argv[2], written to sys.argv[3]
+BEAM_SCRIPT = BEAM_WORKER + textwrap.dedent('''
+    import data
     pixels = data.read_pixels(sys.argv[2], args.max_image_pixels)[0]
     beam_enhance.write_png(sys.argv[3], enhance._enhance(pixels)[0])
 ''')
-# A Beam worker over photos of many sizes: what a worker keeps per new size must not pile up.
-BEAM_SIZES_SCRIPT = textwrap.dedent('''
-    import sys, time
+# ... over sys.argv[2] photos of as many sizes: what a worker keeps per new size must not pile up
+BEAM_SIZES_SCRIPT = BEAM_WORKER + textwrap.dedent('''
+    import time
     import numpy as np
-    import beam_enhance, utils
-    parser = beam_enhance.build_parser()
-    args = parser.parse_args(['--input', '-', '--output', '-', '--model', sys.argv[1]])
-    enhance = beam_enhance.Enhance(sys.argv[1], args.ratio, args.mode, args.max_image_pixels, args.precision,
-                                   args.tile_size)
-    enhance.setup()
+    import utils
     rng, first = np.random.default_rng(0), None
     start = time.perf_counter()
     for index in range(int(sys.argv[2])):
@@ -92,6 +93,14 @@ BEAM_SIZES_SCRIPT = textwrap.dedent('''
 ''')
 
 
+def saved_model(cache):
+    """The SavedModel the Beam runs read, exported into --cache once."""
+    model = os.path.join(cache, 'export')
+    if not os.path.exists(model):
+        subprocess.run([sys.executable, 'export.py', '--output', model], cwd=ROOT, check=True)
+    return model
+
+
 def run(args):
     os.makedirs(args.cache, exist_ok=True)
     rows = []
@@ -100,35 +109,23 @@ def run(args):
         output = os.path.join(args.cache, 'out')
         command = [sys.executable, 'evaluate.py', '--input', path, '--output', output, '--overwrite',
                    '--no_progress', '--max_image_pixels', '200000000']
-        peak, seconds = measured(command, args.code)
+        peak, seconds, _ = measured(command, args.code)
         rows.append({'what': 'evaluate.py', 'megapixels': megapixels, 'peak_gib': peak, 'seconds': seconds})
         print('%-12s %5d MP  peak RSS %5.2f GiB  %7.1f s  %5.2f s/MP' % ('evaluate.py', megapixels, peak, seconds,
                                                                        seconds / megapixels), flush=True)
     if args.beam:
-        model = os.path.join(args.cache, 'export')
-        if not os.path.exists(model):
-            subprocess.run([sys.executable, 'export.py', '--output', model], cwd=ROOT, check=True)
-        path = photo(args.cache, 12)
-        peak, seconds = measured([sys.executable, '-c', BEAM_SCRIPT, model, path,
-                                  os.path.join(args.cache, 'beam.png')], args.code)
+        peak, seconds, _ = measured([sys.executable, '-c', BEAM_SCRIPT, saved_model(args.cache),
+                                     photo(args.cache, 12), os.path.join(args.cache, 'beam.png')], args.code)
         rows.append({'what': 'Beam worker', 'megapixels': 12, 'peak_gib': peak, 'seconds': seconds})
         print('%-12s %5d MP  peak RSS %5.2f GiB  %7.1f s  %5.2f s/MP' % ('Beam worker', 12, peak, seconds, seconds / 12))
     if args.beam_sizes:
-        model = os.path.join(args.cache, 'export')
-        if not os.path.exists(model):
-            subprocess.run([sys.executable, 'export.py', '--output', model], cwd=ROOT, check=True)
-        process = subprocess.Popen([sys.executable, '-c', BEAM_SIZES_SCRIPT, model, str(args.beam_sizes)],
-                                   cwd=args.code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-        output = process.stdout.read().decode().split()
-        _, status, usage = os.wait4(process.pid, 0)
-        if status:
-            raise RuntimeError('the Beam worker over %d sizes failed' % args.beam_sizes)
-        reopened, grown, seconds = output[-3], float(output[-2]), float(output[-1])
-        rows.append({'what': 'Beam worker, %d sizes' % args.beam_sizes, 'peak_gib': usage.ru_maxrss / 2 ** 20,
-                     'grown_gib': grown, 'seconds': seconds, 'reopened': reopened})
-        print('Beam worker, %d photo sizes near 600x400: peak RSS %.2f GiB, grown %.2f GiB after the first, %.1f s, '
-              'session reopened %s times' % (args.beam_sizes, usage.ru_maxrss / 2 ** 20, grown, seconds, reopened))
+        peak, _, printed = measured([sys.executable, '-c', BEAM_SIZES_SCRIPT, saved_model(args.cache),
+                                     str(args.beam_sizes)], args.code)
+        reopened, grown, seconds = printed.split()[-3:]
+        rows.append({'what': 'Beam worker, %d sizes' % args.beam_sizes, 'peak_gib': peak, 'grown_gib': float(grown),
+                     'seconds': float(seconds), 'reopened': reopened})
+        print('Beam worker, %d photo sizes near 600x400: peak RSS %.2f GiB, grown %s GiB after the first, %s s, '
+              'session reopened %s times' % (args.beam_sizes, peak, grown, seconds, reopened))
     if args.json:
         with open(args.json, 'w') as stream:
             json.dump({'code': args.code, 'rows': rows}, stream, indent=2)

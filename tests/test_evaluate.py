@@ -146,14 +146,14 @@ def test_a_session_that_kept_too_much_for_new_shapes_is_reopened_with_the_same_n
     kind.session.reopen()
     grown = iter(range(0, 1 << 40, 100 << 20))     # the process grows by 100 MiB over each counted run
     monkeypatch.setattr(utils, 'resident_bytes', lambda: next(grown))
-    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', 250 << 20)
+    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', 250 << 20)
     monkeypatch.setattr(sessions, 'RETAINED_FLOOR', 1 << 40)
     reopened = kind.session.reopened
     first = [kind.enhance(images[0], 3.0) for _ in range(2)]       # 3 new shapes, then none
     assert (kind.session.retained, kind.session.reopened) == (300 << 20, reopened)
     second = kind.enhance(images[1], 3.0)             # its first run finds 300 MiB kept: reopened first
     assert (kind.session.retained, kind.session.reopened) == (300 << 20, reopened + 1)
-    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', 1 << 40)
+    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', 1 << 40)
     monkeypatch.setattr(sessions, 'RETAINED_FLOOR', 250 << 20)
     monkeypatch.setattr(sessions, 'RESIDENT_HIGH', 1 << 41)        # the floor binds only above this
     third = kind.enhance(images[2], 3.0)

@@ -276,12 +276,11 @@ def test_a_beam_worker_s_session_is_reopened_where_it_keeps_too_much_with_the_sa
     with every new shape past the limit, each reopens it first, and the pixels stay evaluate's."""
     import exposure
     import pipeline
-    import sessions
     nets = beam_enhance.SavedModelNets(saved_model, 'float32')
     rng, chosen = np.random.default_rng(4), exposure.Exposure(ALPHA, 'fixed')
     photos = [(rng.random(size + (3,)) * 60).astype(np.uint8) for size in ((40, 56), (48, 64), (72, 40))]
     first = [pipeline.enhance(nets, pixels, chosen, 'fusion', 32) for pixels in photos]    # in 32-px tiles
-    monkeypatch.setattr(sessions, 'RETAINED_LIMIT', -1)
+    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', -1)
     nets.session.reopen()                              # no shape known: every run's shape is new
     reopened = nets.session.reopened
     again = [pipeline.enhance(nets, pixels, chosen, 'fusion', 32) for pixels in photos]

@@ -149,7 +149,7 @@ def test_the_memory_guard_counts_what_a_cpu_keeps_per_tile_shape(monkeypatch):
     # 4000 = 7 x 512 + 416, 3000 = 5 x 512 + 440: windows 608, 704 and 512 px wide, 608, 704 and 536 high
     shapes = (608 + 704 + 536) * (608 + 704 + 512)
     assert pipeline.peak_bytes(3000, 4000, 1024) == plain + pipeline.SHAPE_BYTES_PER_PIXEL * shapes
-    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', 100 << 20)      # evaluate.KinD reopens past it
+    monkeypatch.setattr(pipeline, 'RETAINED_LIMIT', 100 << 20)      # sessions.py reopens past it
     assert pipeline.peak_bytes(3000, 4000, 1024) == plain + (100 << 20)
 
 
