@@ -123,7 +123,7 @@ class Steadier:
         self.reset()
 
     def reset(self):
-        self.previous = self.output = self.motion = self.weight = None
+        self.previous = self.output = self.motion = self.weight = self._weights = None
         self.mismatches = collections.deque(maxlen=NOISE_FRAMES)     # the last frames' temporal noise
 
     def _warp(self, image):
@@ -152,14 +152,17 @@ class Steadier:
         self.motion = (cols + flow[..., 0], rows + flow[..., 1])
         warped = self._warp(self.previous)
         smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
-        smooth_old = cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)
-        difference = np.abs(smooth_new - smooth_old).max(axis=2)
-        noise = max(NOISE_FLOOR, 1.4826 * float(data.percentile(np.abs(image - smooth_new), 50)) * _blur_gain())
+        # |a - b| by OpenCV and the channels' maximum by slices: numpy's values, in a tenth of the
+        # time of its subtract-abs and its max over a last axis of 3 (40 -> 4 ms a 720p frame)
+        absolute = cv2.absdiff(smooth_new, cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA))
+        difference = np.maximum(np.maximum(absolute[..., 0], absolute[..., 1]), absolute[..., 2])
+        noise = max(NOISE_FLOOR, 1.4826 * float(data.percentile(cv2.absdiff(image, smooth_new), 50)) * _blur_gain())
         if self.mismatches:
             noise = min(max(noise, float(np.median(self.mismatches))), NOISE_CAP * noise)
         self.mismatches.append(float(data.percentile(difference, 50)) / MATCHED_MEDIAN)
         self.weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
-        steadied = (image + self.weight * (warped - image)).astype(np.float32)
+        self._weights = np.repeat(self.weight, image.shape[2], axis=2)
+        steadied = _towards(image, warped, self._weights).astype(np.float32, copy=False)
         self.previous = steadied
         return steadied
 
@@ -168,9 +171,18 @@ class Steadier:
         the previous frame's result (float, unrounded: no rounding accumulates), rounded to uint8."""
         output = output.astype(np.float32)
         if self.motion is not None and self.output is not None and self.output.shape == output.shape:
-            output += self.weight * (self._warp(self.output) - output)
+            output = _towards(output, self._warp(self.output), self._weights)
         self.output = output
         return np.clip(np.rint(output), 0, 255).astype(np.uint8)
+
+
+def _towards(base, other, weights):
+    """base + weights (other - base) of float32 [H,W,3] arrays, in a new array: numpy's values, with
+    the weights repeated over the channels (a same-shaped multiply is 3x faster than a broadcast one)."""
+    result = other - base
+    result *= weights
+    result += base
+    return result
 
 
 @functools.lru_cache(maxsize=2)

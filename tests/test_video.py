@@ -213,6 +213,33 @@ def test_the_nets_output_is_averaged_along_the_same_motion():
     assert np.abs(result[:, :WIDTH // 2 - 4] - (0.2 * 220 + 0.8 * 97)).mean() < 3.0  # the rest averaged
 
 
+def test_the_steadier_gives_numpys_values_to_the_bit():
+    """The Steadier's OpenCV differences, channel maximum and same-shaped blends (video.py) against
+    numpy's formulas: the weight from the channels' largest |G(frame) - G(warped)| against the
+    frame's noise, the steadied frame frame + w (warped - frame) and the followed output likewise."""
+    import cv2
+    import data
+    import exposure
+    steadier = video.Steadier()
+    clip, _ = synthetic.dark_clip(2, HEIGHT, WIDTH, seed=7, pan=1.0)
+    frames = clip / np.float32(255)
+    outputs = np.random.default_rng(2).integers(0, 256, clip.shape).astype(np.uint8)
+    steadier.steady(frames[0])
+    steadier.follow(outputs[0])
+    steadied = steadier.steady(frames[1])
+    warped = steadier._warp(frames[0])
+    smooth = cv2.GaussianBlur(frames[1], (0, 0), video.MATCH_SIGMA)
+    difference = np.abs(smooth - cv2.GaussianBlur(warped, (0, 0), video.MATCH_SIGMA)).max(axis=2)
+    noise = max(video.NOISE_FLOOR, 1.4826 * float(data.percentile(np.abs(frames[1] - smooth), 50)) * video._blur_gain())
+    weight = (video.HISTORY * (1.0 - exposure.ramp(difference / noise, video.MATCH_NOISE)))[..., None].astype(np.float32)
+    assert 0 < weight.mean() < video.HISTORY
+    np.testing.assert_array_equal(steadier.weight, weight)
+    np.testing.assert_array_equal(steadied, (frames[1] + weight * (warped - frames[1])).astype(np.float32))
+    output = outputs[1].astype(np.float32)
+    followed = output + weight * (steadier._warp(outputs[0].astype(np.float32)) - output)
+    np.testing.assert_array_equal(steadier.follow(outputs[1]), np.clip(np.rint(followed), 0, 255).astype(np.uint8))
+
+
 def flattened_clip(count, seed, level=4.0):
     """A still scene in [0, 1] [T,H,W,3] whose noise a codec has flattened within each frame but not
     between frames: new in every frame, smooth over 16 px blocks (`level` levels of 255 rms)."""
