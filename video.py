@@ -177,7 +177,7 @@ class Steadier:
 
 
 def _towards(base, other, weights):
-    """base + weights (other - base) of float32 [H,W,3] arrays, in a new array: numpy's values, with
+    """base + weights (other - base) of float [H,W,3] arrays, in a new array: numpy's values, with
     the weights repeated over the channels (a same-shaped multiply is 3x faster than a broadcast one)."""
     result = other - base
     result *= weights

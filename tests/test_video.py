@@ -232,7 +232,8 @@ def test_the_steadier_gives_numpys_values_to_the_bit():
     difference = np.abs(smooth - cv2.GaussianBlur(warped, (0, 0), video.MATCH_SIGMA)).max(axis=2)
     spread = 1.4826 * float(data.percentile(np.abs(frames[1] - smooth), 50))
     noise = max(video.NOISE_FLOOR, spread * video._blur_gain())
-    weight = (video.HISTORY * (1.0 - exposure.ramp(difference / noise, video.MATCH_NOISE)))[..., None].astype(np.float32)
+    weight = video.HISTORY * (1.0 - exposure.ramp(difference / noise, video.MATCH_NOISE))
+    weight = weight[..., None].astype(np.float32)
     assert 0 < weight.mean() < video.HISTORY
     np.testing.assert_array_equal(steadier.weight, weight)
     np.testing.assert_array_equal(steadied, (frames[1] + weight * (warped - frames[1])).astype(np.float32))
