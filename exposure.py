@@ -262,8 +262,7 @@ class Darkness:
         side = max(codes.shape)
         box = max(3, int(round(BOX_FRACTION * side)) | 1)
         level = data.box_mean(codes, box)
-        brightest = np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2])
-        peak = data.box_mean(brightest, box)                          # a deep colour is not empty
+        peak = data.box_mean(data.channel_maximum(small), box)       # a deep colour is not empty
         above_black = peak - float(data.percentile(peak, 0.5))
         content = float(data.percentile(level, LIT_PERCENTILE))      # the lit content's level
         fine, coarse = (max(0.5, fraction * side) for fraction in BAND_FRACTIONS)

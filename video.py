@@ -123,8 +123,13 @@ class Steadier:
         self.reset()
 
     def reset(self):
-        self.previous = self.output = self.motion = self.weight = self._weights = None
+        self.previous = self.output = self.motion = self._weights = None
         self.mismatches = collections.deque(maxlen=NOISE_FRAMES)     # the last frames' temporal noise
+
+    @property
+    def weight(self):
+        """The history's weight w [H,W,1] in the frame last steadied (None before one is)."""
+        return None if self._weights is None else self._weights[..., :1]
 
     def _warp(self, image):
         """`image` of the last frame brought onto the frame last steadied, along its motion."""
@@ -154,14 +159,13 @@ class Steadier:
         smooth_new = cv2.GaussianBlur(image, (0, 0), MATCH_SIGMA)
         # |a - b| by OpenCV and the channels' maximum by slices: numpy's values, in a tenth of the
         # time of its subtract-abs and its max over a last axis of 3 (40 -> 4 ms a 720p frame)
-        absolute = cv2.absdiff(smooth_new, cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA))
-        difference = np.maximum(np.maximum(absolute[..., 0], absolute[..., 1]), absolute[..., 2])
+        difference = data.channel_maximum(cv2.absdiff(smooth_new, cv2.GaussianBlur(warped, (0, 0), MATCH_SIGMA)))
         noise = max(NOISE_FLOOR, 1.4826 * float(data.percentile(cv2.absdiff(image, smooth_new), 50)) * _blur_gain())
         if self.mismatches:
             noise = min(max(noise, float(np.median(self.mismatches))), NOISE_CAP * noise)
         self.mismatches.append(float(data.percentile(difference, 50)) / MATCHED_MEDIAN)
-        self.weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
-        self._weights = np.repeat(self.weight, image.shape[2], axis=2)
+        weight = (HISTORY * (1.0 - exposure.ramp(difference / noise, MATCH_NOISE)))[..., None].astype(np.float32)
+        self._weights = np.repeat(weight, image.shape[2], axis=2)      # one per value: _towards
         steadied = _towards(image, warped, self._weights).astype(np.float32, copy=False)
         self.previous = steadied
         return steadied

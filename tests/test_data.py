@@ -165,7 +165,8 @@ def test_authors_split_takes_the_slices_and_refuses_too_few_pairs():
 
 def test_the_metering_filters_equal_scipys_and_numpys():
     """data.gaussian and box_mean (OpenCV) against scipy.ndimage with mode 'nearest', in float64 and
-    float32; data.percentile (one partition of a window) against np.percentile, with ties."""
+    float32; data.channel_maximum against max(axis=2); data.percentile (one partition of a window) against
+    np.percentile, with ties."""
     from scipy.ndimage import gaussian_filter, uniform_filter
     rng = np.random.default_rng(3)
     image = rng.random((61, 83)) * 255
@@ -179,6 +180,7 @@ def test_the_metering_filters_equal_scipys_and_numpys():
     np.testing.assert_allclose(data.gaussian(colour, 2.0), gaussian_filter(colour, (2.0, 2.0, 0), mode='nearest'),
                                atol=1e-12)
     np.testing.assert_allclose(data.box_mean(image, 15), uniform_filter(image, 15, mode='nearest'), atol=1e-9)
+    np.testing.assert_array_equal(data.channel_maximum(colour), colour.max(axis=2))
     for size in (1, 2, 5, 40_000, 300_000):
         for values in (rng.random(size).astype(np.float32), np.round(rng.random(size) * 3)):
             for q in (0, 0.5, 20, 50, 99, 99.5, 100):
