@@ -572,13 +572,13 @@ def _enhance_clip(kind, path, destination, ratio, mode, args, failures):
     try:
         shots = video.enhance_clip(kind, path, destination, ratio, mode, args.ev, kind.tile_size,
                                    kind.brightness_fit() if ratio == 'auto' else None,
-                                   progress=bar.update_to if bar else None)
+                                   progress=None if bar is None else bar.update_to)
     except utils.UserError as error:
         failures.append(str(error))
         print('failed: %s' % error)
         return [(name, '', '', '', 'auto' if ratio == 'auto' else 'fixed', mode, '', '', str(error))]
     finally:
-        if bar:
+        if bar is not None:     # not `if bar`: a tqdm without a total refuses bool()
             bar.close()
     source = 'auto' if ratio == 'auto' else 'fixed'
     rows = []

@@ -18,8 +18,10 @@ Per frame, in presentation order (ClipEnhancer):
   5. the nets' output is averaged with the previous one along the same motion, with the same
      weights (Steadier.follow).
 A fixed --ratio is used as it is; --ev scales it in stops as for photos. The audio is copied packet
-by packet; the video is H.264 (yuv420p, the pixel format every player opens) at the input's
-timestamps, an odd width or height padded by one pixel (4:2:0 needs even sizes).
+by packet where an .mp4 holds its codec, else encoded to AAC (Soundtrack); the video is H.264
+(yuv420p, the pixel format every player opens) at the input's timestamps (FrameClock: an .avi's are
+numbered), an odd width or height padded by one pixel (4:2:0 needs even sizes), with the input's
+display matrix (a phone's portrait clip is stored sideways and shown upright: orient).
 """
 import collections
 import functools
@@ -36,6 +38,10 @@ import pipeline
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm')
 OUTPUT_EXTENSION = '.mp4'
 ENCODER = {'codec': 'libx264', 'pix_fmt': 'yuv420p', 'options': {'crf': '18', 'preset': 'medium', 'rc-lookahead': '10'}}
+# The audio codecs an .mp4 holds as they are (FFmpeg's mov muxer): copied packet for packet. Any
+# other (a dashcam's PCM or ADPCM in an .avi) is decoded and encoded to AAC at its own rate.
+AUDIO_COPIED = ('aac', 'mp3', 'ac3', 'eac3', 'opus', 'flac', 'alac')
+AUDIO_ENCODER = {'codec': 'aac', 'bit_rate': 192000}
 # Shots: a cut where the thumbnails' mean absolute difference of normalised luminance exceeds both
 # CUT_DIFFERENCE and CUT_RATIO times its median over the shot's last CUT_HISTORY frames (a steady
 # clip's frames differ by 0.01-0.05, more for a noisy or moving one; a light switched on changes the
@@ -274,6 +280,69 @@ def even(pixels):
     return np.pad(pixels, pad, mode='edge') if any(after for _, after in pad[:2]) else pixels
 
 
+def orient(video_out, frame):
+    """Give the output stream the input frame's display matrix (a rotation or flip that players
+    apply, as a phone records a portrait clip), if any: the frames keep their stored orientation,
+    so the clip is shown as its input is. Before the stream's first frame is encoded."""
+    import av
+    matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    if matrix is not None:
+        video_out.set_display_matrix(np.frombuffer(bytes(matrix), np.int32).tolist())
+
+
+class Soundtrack:
+    """A clip's audio stream into the output container: its packets as they are where an .mp4 holds
+    the codec (AUDIO_COPIED), else decoded and encoded to AAC (PyAV resamples and frames it)."""
+
+    def __init__(self, output, audio_in):
+        self.output = output
+        self.copied = audio_in.codec_context.codec.canonical_name in AUDIO_COPIED     # not a decoder's name
+        if self.copied:
+            self.stream = output.add_stream_from_template(audio_in)
+        else:
+            self.stream = output.add_stream(AUDIO_ENCODER['codec'], rate=audio_in.rate,
+                                            layout='mono' if audio_in.channels == 1 else 'stereo')
+            self.stream.bit_rate = AUDIO_ENCODER['bit_rate']
+
+    def mux(self, packet):
+        if not self.copied:
+            for frame in packet.decode():
+                self._encode(frame)
+        elif packet.dts is not None:           # not the demuxer's empty flush packet
+            packet.stream = self.stream
+            self.output.mux(packet)
+
+    def close(self):
+        """Flush the encoder (after the last packet)."""
+        if not self.copied:
+            self._encode(None)
+
+    def _encode(self, frame):
+        for encoded in self.stream.encode(frame):
+            self.output.mux(encoded)
+
+
+class FrameClock:
+    """The output frames' timestamps, in the input stream's `time_base`: each frame's own, as long as
+    they increase. An .avi holds no presentation times (its demuxer numbers packets in decode order,
+    so H.264's B-frames come out as 1, 3, 4, 2): there every frame is one frame at the clip's `rate`
+    after the last, as it is wherever a time is missing or not after the last one."""
+
+    def __init__(self, time_base, rate, by_index):
+        self.step = max(1, round(1 / (float(rate) * float(time_base))))     # one frame, in time_base
+        self.by_index, self.last = by_index, None
+
+    def __call__(self, pts):
+        if self.last is None:
+            time = 0 if pts is None or self.by_index else pts
+        elif pts is None or self.by_index or pts <= self.last:
+            time = self.last + self.step
+        else:
+            time = pts
+        self.last = time
+        return time
+
+
 Shot = collections.namedtuple('Shot', 'first frames alphas description')
 
 
@@ -299,22 +368,23 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
             video_out.width, video_out.height = (size + size % 2 for size in (video_in.codec_context.width,
                                                                                video_in.codec_context.height))
             video_out.time_base = video_in.time_base
-            audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
+            soundtrack = None if audio_in is None else Soundtrack(output, audio_in)
             enhancer = ClipEnhancer(nets, ratio, mode, ev, tile_size, fit, float(rate), steady)
+            clock = FrameClock(video_in.time_base, rate, container.format.name == 'avi')
             for packet in container.demux(*[stream for stream in (video_in, audio_in) if stream is not None]):
                 if packet.stream is audio_in:
-                    if packet.dts is not None:                   # the audio as it is
-                        packet.stream = audio_out
-                        output.mux(packet)
+                    soundtrack.mux(packet)
                     continue
                 for frame in packet.decode():
+                    if not count:             # a phone's portrait clip: stored sideways, shown upright
+                        orient(video_out, frame)
                     enhanced, chosen, cut = enhancer.frame(frame.to_ndarray(format='rgb24'))
                     if cut:
                         shots.append(Shot(count, 0, [], chosen.describe()))
                     shots[-1].alphas.append(chosen.alpha)
                     shots[-1] = shots[-1]._replace(frames=shots[-1].frames + 1)
                     out = av.VideoFrame.from_ndarray(even(enhanced), format='rgb24')
-                    out.pts, out.time_base = frame.pts, frame.time_base
+                    out.pts, out.time_base = clock(frame.pts), video_in.time_base
                     for encoded in video_out.encode(out):
                         output.mux(encoded)
                     count += 1
@@ -322,6 +392,8 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
                         progress(count)
             for encoded in video_out.encode():
                 output.mux(encoded)
+            if soundtrack is not None:
+                soundtrack.close()
         if not count:
             raise data.ImageError(source, 'no video frames')
         os.replace(temporary, destination)

@@ -3,6 +3,7 @@ audio copied packet for packet, nothing overwritten, a bad clip one line; a stea
 still follows a lamp switched on, cuts found, and noise averaged along the motion without ghosts.
 Tiny generated clips (synthetic.dark_clip) and the shipped weights."""
 import csv
+import fractions
 import os
 
 import numpy as np
@@ -108,6 +109,89 @@ def test_an_unreadable_clip_gets_one_line_and_the_rest_go_on(clips, tmp_path, ca
     failed = [line for line in out.splitlines() if line.startswith('failed:')]
     assert len(failed) == 1 and 'broken.mp4' in failed[0] and 'Traceback' not in out
     assert sorted(os.listdir(output)) == ['kindle_ratios.csv', 'still_kindle.mp4']     # no partial file
+
+
+def display_matrix(path):
+    """The first frame's display matrix (9 int32) of a clip, or None."""
+    import av
+    with av.open(path) as container:
+        frame = next(container.decode(video=0))
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        return None if matrix is None else np.frombuffer(bytes(matrix), np.int32).tolist()
+
+
+def test_a_portrait_clip_stays_upright_through_the_cli_with_its_progress_bar(kind, clips, tmp_path, capsys):
+    """A phone stores a portrait clip sideways with a display matrix that players apply: the output
+    carries the same matrix (here a rotation and a flip), so it shows as its input does. Run as a
+    user runs it, with the frames/s bar."""
+    import av
+    dark = clips['still'][1][:4]
+    source = str(tmp_path / 'portrait.mp4')
+    with av.open(source, 'w') as output:
+        stream = output.add_stream('libx264', rate=FPS, options={'qp': '0'})
+        stream.pix_fmt, stream.width, stream.height = 'yuv444p', WIDTH, HEIGHT
+        stream.set_display_rotation(90, hflip=True)
+        for pixels in dark:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format='rgb24')):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    matrix = display_matrix(source)
+    assert matrix is not None and matrix != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]     # not the identity
+    output = tmp_path / 'out'
+    assert evaluate.main(['--input', source, '--output', str(output), '--checkpoint_dir', CHECKPOINTS,
+                          '--ratio', '3']) == 0
+    assert '4frame' in capsys.readouterr().err.replace(' ', '')                          # the bar counted them
+    assert display_matrix(str(output / 'portrait_kindle.mp4')) == matrix
+    assert decoded(str(output / 'portrait_kindle.mp4'))[0].shape == dark.shape          # pixels as stored
+    plain = str(tmp_path / 'plain_kindle.mp4')                                        # none where none was
+    video.enhance_clip(kind, clips['still'][0], plain, 3.0)
+    assert display_matrix(clips['still'][0]) is None and display_matrix(plain) is None
+
+
+def test_a_dashcam_avi_keeps_its_timing_and_its_sound(kind, clips, tmp_path):
+    """A dashcam's .avi: H.264 with B-frames, whose frames an .avi gives decode-order times (1, 3, 4, 2),
+    and 16-bit PCM, which an .mp4 does not take as it is. The frames come out one frame apart and the
+    sound as AAC, as long as the clip, the same tone at the same level."""
+    import av
+    dark, rate, tone = clips['still'][1][:6], 16000, 440.0
+    samples = (8000 * np.sin(2 * np.pi * tone * np.arange(int(rate * len(dark) / FPS)) / rate)).astype(np.int16)
+    source = str(tmp_path / 'dashcam.avi')
+    with av.open(source, 'w') as output:
+        stream = output.add_stream('libx264', rate=FPS)
+        stream.pix_fmt, stream.width, stream.height = 'yuv420p', WIDTH, HEIGHT
+        sound = output.add_stream('pcm_s16le', rate=rate, layout='stereo')
+        for pixels in dark:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format='rgb24')):
+                output.mux(packet)
+        for start in range(0, len(samples), 1024):
+            chunk = samples[start:start + 1024]
+            frame = av.AudioFrame.from_ndarray(np.repeat(chunk, 2)[None], format='s16', layout='stereo')
+            frame.sample_rate, frame.pts = rate, start
+            for packet in sound.encode(frame):
+                output.mux(packet)
+        for encoder in (stream, sound):
+            for packet in encoder.encode():
+                output.mux(packet)
+    destination = str(tmp_path / 'dashcam_kindle.mp4')
+    video.enhance_clip(kind, source, destination, 3.0)
+    with av.open(destination) as container:
+        assert [stream.codec_context.name for stream in container.streams] == ['h264', 'aac']
+        heard = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])   # fltp: left
+    assert sorted(decoded(source)[1]) != decoded(source)[1]                      # as an .avi gives them
+    frames, pts, time_base = decoded(destination)[:3]
+    assert len(frames) == len(dark) and np.diff(pts).tolist() == [round(1 / (FPS * time_base))] * (len(dark) - 1)
+    assert abs(len(heard) - len(samples)) <= 2048                                  # an AAC frame of priming
+    spectrum = np.abs(np.fft.rfft(heard[2048:]))
+    assert np.fft.rfftfreq(len(heard) - 2048, 1.0 / rate)[spectrum.argmax()] == pytest.approx(tone, abs=5)
+    assert np.sqrt(np.mean(heard[2048:-2048] ** 2)) == pytest.approx(8000 / 32768 / np.sqrt(2), rel=0.05)
+
+
+def test_the_frame_clock_keeps_increasing_times_and_numbers_the_rest():
+    clock = video.FrameClock(fractions.Fraction(1, 15360), 15, by_index=False)
+    assert [clock(pts) for pts in (512, 1536, None, 1536, 9000)] == [512, 1536, 2560, 3584, 9000]
+    avi = video.FrameClock(fractions.Fraction(1, 15), 15, by_index=True)
+    assert [avi(pts) for pts in (1, 3, 4, 2)] == [0, 1, 2, 3]
 
 
 def test_an_odd_sized_clip_is_padded_by_a_pixel(kind, tmp_path):
