@@ -38,6 +38,13 @@ import pipeline
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm')
 OUTPUT_EXTENSION = '.mp4'
 ENCODER = {'codec': 'libx264', 'pix_fmt': 'yuv420p', 'options': {'crf': '18', 'preset': 'medium', 'rc-lookahead': '10'}}
+# Colour. A frame is read as a player shows it: by its Y'CbCr matrix, or where it has none, by the
+# one players guess (BT.709 from 1280 columns or 577 rows up, as mpv does; else BT.601). Output
+# frames are converted with BT.709's matrix in limited range and tagged so (matrix, primaries and
+# transfer), which players honour: until the fifteenth session both were BT.601 and the output
+# untagged, which players show as BT.709 at HD sizes (a red of 220, 40, 40 as 235, 56, 36).
+BT709, UNSPECIFIED, LIMITED_RANGE = 1, 2, 1    # FFmpeg's AVCOL_SPC_* (AVCOL_PRI_*, _TRC_* alike), AVCOL_RANGE_MPEG
+HD_COLUMNS, SD_ROWS = 1280, 576
 # The audio codecs an .mp4 holds as they are (FFmpeg's mov muxer): copied packet for packet. Any
 # other (a dashcam's PCM or ADPCM in an .avi) is decoded and encoded to AAC at its own rate.
 AUDIO_COPIED = ('aac', 'mp3', 'ac3', 'eac3', 'opus', 'flac', 'alac')
@@ -280,6 +287,29 @@ def even(pixels):
     return np.pad(pixels, pad, mode='edge') if any(after for _, after in pad[:2]) else pixels
 
 
+def frame_pixels(frame):
+    """uint8 RGB [H,W,3] of a decoded frame as a player shows it (the colour note above)."""
+    guessed = None
+    if frame.colorspace == UNSPECIFIED:
+        guessed = 'ITU709' if frame.width >= HD_COLUMNS or frame.height > SD_ROWS else 'ITU601'
+    return frame.to_ndarray(format='rgb24', src_colorspace=guessed)
+
+
+def output_frame(pixels):
+    """The VideoFrame (ENCODER's pix_fmt, BT.709 in limited range) of uint8 RGB pixels [H,W,3] of
+    even sizes."""
+    import av
+    return av.VideoFrame.from_ndarray(pixels, format='rgb24').reformat(
+        format=ENCODER['pix_fmt'], dst_colorspace='ITU709', dst_color_range='MPEG')
+
+
+def tag_bt709(video_out):
+    """Tag an output stream as BT.709 (matrix, primaries, transfer) in limited range."""
+    context = video_out.codec_context
+    context.colorspace = context.color_primaries = context.color_trc = BT709
+    context.color_range = LIMITED_RANGE
+
+
 def orient(video_out, frame):
     """Give the output stream the input frame's display matrix (a rotation or flip that players
     apply, as a phone records a portrait clip), if any: the frames keep their stored orientation,
@@ -365,6 +395,7 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
             rate = video_in.average_rate or video_in.guessed_rate or 30
             video_out = output.add_stream(ENCODER['codec'], rate=rate, options=ENCODER['options'])
             video_out.pix_fmt = ENCODER['pix_fmt']
+            tag_bt709(video_out)
             video_out.width, video_out.height = (size + size % 2 for size in (video_in.codec_context.width,
                                                                                video_in.codec_context.height))
             video_out.time_base = video_in.time_base
@@ -378,12 +409,12 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
                 for frame in packet.decode():
                     if not count:             # a phone's portrait clip: stored sideways, shown upright
                         orient(video_out, frame)
-                    enhanced, chosen, cut = enhancer.frame(frame.to_ndarray(format='rgb24'))
+                    enhanced, chosen, cut = enhancer.frame(frame_pixels(frame))
                     if cut:
                         shots.append(Shot(count, 0, [], chosen.describe()))
                     shots[-1].alphas.append(chosen.alpha)
                     shots[-1] = shots[-1]._replace(frames=shots[-1].frames + 1)
-                    out = av.VideoFrame.from_ndarray(even(enhanced), format='rgb24')
+                    out = output_frame(even(enhanced))
                     out.pts, out.time_base = clock(frame.pts), video_in.time_base
                     for encoded in video_out.encode(out):
                         output.mux(encoded)

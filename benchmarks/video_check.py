@@ -118,7 +118,7 @@ def decode(path, seconds, count=None):
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         frames = []
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format='rgb24'))
+            frames.append(video.frame_pixels(frame))     # as evaluate.py reads it
             if (seconds and len(frames) >= seconds * fps) or len(frames) == count:
                 break
     return np.array(frames), fps

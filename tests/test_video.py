@@ -35,6 +35,14 @@ def decoded(path):
     return np.array(frames), pts, time_base, name, pix_fmt, audio
 
 
+def colour_tags(path):
+    """(matrix, primaries, transfer, range) of a clip's video stream, FFmpeg's numbers (1: BT.709, limited)."""
+    import av
+    with av.open(path) as container:
+        context = container.streams.video[0].codec_context
+        return context.colorspace, context.color_primaries, context.color_trc, context.color_range
+
+
 def write_with_audio(path, frames):
     """A lossless clip with a 1 kHz AAC tone as long as it."""
     import av
@@ -83,7 +91,7 @@ def test_a_clip_in_gives_a_clip_out_frame_for_frame_with_its_audio(clips, tmp_pa
     frames, pts, time_base, codec, pix_fmt, audio = decoded(str(output / 'lamp_kindle.mp4'))
     source_frames, source_pts, source_base, _, _, source_audio = decoded(path)
     assert frames.shape == dark.shape and pts == source_pts and time_base == source_base
-    assert codec == 'h264' and pix_fmt == 'yuv420p'
+    assert codec == 'h264' and pix_fmt == 'yuv420p' and colour_tags(str(output / 'lamp_kindle.mp4')) == (1, 1, 1, 1)
     assert audio == source_audio and len(audio) > 10                       # copied, not re-encoded
     assert exposure_checks.luminance(frames).mean() > 2 * exposure_checks.luminance(dark).mean()
     rows = list(csv.DictReader(open(output / 'kindle_ratios.csv')))
@@ -185,6 +193,36 @@ def test_a_dashcam_avi_keeps_its_timing_and_its_sound(kind, clips, tmp_path):
     spectrum = np.abs(np.fft.rfft(heard[2048:]))
     assert np.fft.rfftfreq(len(heard) - 2048, 1.0 / rate)[spectrum.argmax()] == pytest.approx(tone, abs=5)
     assert np.sqrt(np.mean(heard[2048:-2048] ** 2)) == pytest.approx(8000 / 32768 / np.sqrt(2), rel=0.05)
+
+
+def test_frames_are_read_and_written_in_the_colours_a_player_shows(tmp_path):
+    """Output: BT.709's matrix, limited range, tagged so: read back by its tags (and by BT.709) it is
+    the RGB written; read as BT.601 a green would lose more than 10 levels. Input without a matrix:
+    read as players guess, BT.709 at HD sizes (either way up) and BT.601 below."""
+    import av
+    colours = np.array([(220, 40, 40), (40, 200, 60), (50, 60, 220), (128, 128, 128)], np.uint8)
+    pixels = np.repeat(np.repeat(colours[None], 32, axis=0), 32, axis=1)               # [32,128,3] blocks
+    path = str(tmp_path / 'colours.mp4')
+    with av.open(path, 'w') as output:
+        stream = output.add_stream(video.ENCODER['codec'], rate=FPS, options={'qp': '0'})
+        stream.pix_fmt, stream.width, stream.height = video.ENCODER['pix_fmt'], 128, 32
+        video.tag_bt709(stream)
+        for packet in list(stream.encode(video.output_frame(pixels))) + list(stream.encode()):
+            output.mux(packet)
+    assert colour_tags(path) == (1, 1, 1, 1)
+    with av.open(path) as container:
+        frame = next(container.decode(video=0))
+        read = video.frame_pixels(frame)
+        as_709 = frame.to_ndarray(format='rgb24', src_colorspace='ITU709')
+        as_601 = frame.to_ndarray(format='rgb24', src_colorspace='ITU601')
+    centres = read[16, 16::32].astype(int)                                          # each block's centre
+    assert np.abs(centres - colours).max() <= 2 and np.array_equal(read, as_709)
+    assert abs(int(as_601[16, 48, 1]) - 200) > 10                                 # the green, as BT.601
+    for (height, width), space in (((720, 1280), 'ITU709'), ((1280, 720), 'ITU709'), ((480, 640), 'ITU601')):
+        stored = np.resize(pixels, (height, width, 3))
+        frame = av.VideoFrame.from_ndarray(stored, format='rgb24').reformat(format='yuv444p', dst_colorspace=space)
+        frame.colorspace = video.UNSPECIFIED
+        assert np.abs(video.frame_pixels(frame).astype(int) - stored).max() <= 2, (height, width)
 
 
 def test_the_frame_clock_keeps_increasing_times_and_numbers_the_rest():
