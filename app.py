@@ -190,15 +190,16 @@ class Relighter:
         self.kind.close()
 
     def read(self, path):
-        """data.read_pixels with evaluate.py's guards: the decompression-bomb limit, and the memory a
-        full pass of the photo needs against the memory available (pipeline.memory_check)."""
-        return data.read_pixels(path, self.max_pixels, pipeline.memory_check(self.kind.tile_size))
+        """data.read_photo (pixels, notes, metadata) with evaluate.py's guards: the
+        decompression-bomb limit, and the memory a full pass of the photo needs against the memory
+        available (pipeline.memory_check)."""
+        return data.read_photo(path, self.max_pixels, pipeline.memory_check(self.kind.tile_size))
 
     def open(self, path, mode='fusion'):
         """Read, preview, decompose and meter a photo (one full pass on the preview, and the metering
         of evaluate.py --ratio auto in `mode`). Raises utils.UserError with the CLI's one-line message
         for a file that cannot be used."""
-        pixels, notes = self.read(path)
+        pixels, notes, _ = self.read(path)
         small = preview(pixels)
         image = data.normalise(small)
         notes = list(notes)
@@ -259,12 +260,12 @@ class Relighter:
     def full_resolution(self, photo, ev, mode, folder):
         """Enhance the whole photo at `ev` and save <stem>_kindle.png in folder: evaluate.py's
         function, precision and exposure. Returns (its path, the evaluate.py command that writes it)."""
-        pixels = self.read(photo.path)[0]
+        pixels, _, metadata = self.read(photo.path)
         automatic = self.exposure(photo, mode)
         ev = on_step(ev)
         stem = os.path.splitext(os.path.basename(photo.path))[0]
         path = os.path.join(folder, stem + evaluate.OUTPUT_SUFFIX + '.png')
-        data.save_image(path, self.kind.enhance_pixels(pixels, automatic, mode, ev=ev)[0])
+        data.save_image(path, self.kind.enhance_pixels(pixels, automatic, mode, ev=ev)[0], metadata)
         command = 'python evaluate.py --input %s --ratio %s%s --mode %s' % (
             os.path.basename(photo.path), photo.ratio, ev_flag(ev), mode)
         return path, command

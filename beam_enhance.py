@@ -71,10 +71,11 @@ def output_names(keyed, output):
         yield readable, FileSystems.join(output, name)
 
 
-def write_png(path, pixels):
-    """Write uint8 [H,W,3] pixels as a PNG through a temporary sibling and a rename."""
+def write_png(path, pixels, metadata=None):
+    """Write uint8 [H,W,3] pixels as a PNG (with the input's metadata, data.read_photo's, as
+    evaluate.py) through a temporary sibling and a rename."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, 'png')
+    Image.fromarray(pixels).save(buffer, 'png', **(metadata or {}))
     temporary = '%s.tmp-%s' % (path, uuid.uuid4().hex)
     with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
         stream.write(buffer.getvalue())
@@ -158,9 +159,9 @@ class Enhance(beam.DoFn):
             if video.is_clip(readable.metadata.path):
                 yield from self._clip(readable, destination, row)
                 return
-            pixels, notes = self._read(readable)
+            pixels, notes, metadata = self._read(readable)
             output, chosen = self._enhance(pixels)
-            write_png(destination, output)
+            write_png(destination, output, metadata)
         except (data.ImageError, OSError, self.tf.errors.OpError) as error:
             reason = error.reason if isinstance(error, data.ImageError) else \
                 '%s (%s)' % (type(error).__name__, str(error).strip().splitlines()[0])
@@ -199,14 +200,15 @@ class Enhance(beam.DoFn):
                        for number, shot in enumerate(shots, 1)))
 
     def _read(self, readable):
-        """data.read_pixels on a local copy: (pixels [H,W,3], notes); ImageError names the original path."""
+        """data.read_photo on a local copy: (pixels [H,W,3], notes, metadata); ImageError names the
+        original path."""
         path = readable.metadata.path
         with tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1]) as local:
             with readable.open() as stream:
                 shutil.copyfileobj(stream, local)
             local.flush()
             try:
-                return data.read_pixels(local.name, self.max_pixels)
+                return data.read_photo(local.name, self.max_pixels)
             except data.ImageError as error:
                 raise data.ImageError(path, error.reason) from None
 

@@ -1,6 +1,7 @@
 """Images and training data: reading and writing (spec 2.1-2.2), low/high pairing, augmentation
 (2.3), the patch sampler (2.4), and the LOL folders the stages train and sample on.
 """
+import collections
 import functools
 import os
 import random
@@ -13,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from constants import TARGET_POWER
 from utils import UserError, atomic_write, progress_iter, quantise
 
+ICC_RGB = b'RGB '        # an ICC profile's data colour space (its header's bytes 16-19) for RGB
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
 NORMALISE_FLOOR = 0.001          # spec 2.1: (v - min) / max(max - min, 0.001)
 # The decompression-bomb guard: PIL's own error limit, twice its warning (178,956,970 pixels), so
@@ -31,6 +33,22 @@ class ImageError(UserError):
         self.path, self.reason = path, reason
 
 
+Photo = collections.namedtuple('Photo', 'pixels notes metadata')
+
+
+def read_photo(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
+    """read_pixels' (pixels, notes) and the photo's metadata that its output carries (save_image), a
+    dict of PIL's PNG options: 'icc_profile' where the photo's describes RGB, so that a viewer shows
+    the colours as the camera meant them (a phone's Display P3, a camera's Adobe RGB; the nets see
+    the values as stored; a grey or CMYK profile does not describe the RGB output and is dropped), and
+    'exif' (the date, the camera, the place; its orientation tag removed, as the pixels are turned)."""
+    pixels, notes, info = _read(path, max_pixels, check_size)
+    metadata = {'exif': info['exif']} if info.get('exif') else {}
+    if info.get('icc_profile') and info['icc_profile'][16:20] == ICC_RGB:
+        metadata['icc_profile'] = info['icc_profile']
+    return Photo(pixels, notes, metadata)
+
+
 def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     """Read any image PIL opens as RGB pixels, oriented as a viewer shows it, in the least memory.
 
@@ -41,6 +59,11 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     are decoded, may refuse the image with a reason (a string). Raises ImageError with a one-line
     reason for anything that cannot be read.
     """
+    return _read(path, max_pixels, check_size)[:2]
+
+
+def _read(path, max_pixels, check_size):
+    """(pixels, notes, {'icc_profile', 'exif'}: those of PIL's image.info it had) of read_pixels."""
     if not os.path.isfile(path):
         raise ImageError(path, 'not a regular file')
     if os.path.getsize(path) == 0:
@@ -65,6 +88,7 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
                 raise ImageError(path, refused)
             image.load()
             ImageOps.exif_transpose(image, in_place=True)   # no copy of a large photo
+            info = {name: image.info[name] for name in ('icc_profile', 'exif') if name in image.info}
             array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None
@@ -72,7 +96,7 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
         raise ImageError(path, 'corrupt or truncated image data (%s)' % str(error).strip()) from None
     if array.dtype != np.uint8 and not np.all(np.isfinite(array)):
         raise ImageError(path, 'image contains NaN or infinite values')
-    return array, notes
+    return array, notes, info
 
 
 def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
@@ -221,16 +245,16 @@ def to_uint8(image):
     return np.clip(np.asarray(image, dtype=np.float32) * 255.0, 0, 255).astype(np.uint8)
 
 
-def save_image(path, image):
+def save_image(path, image, metadata=None):
     """Save a float image in [0, 1] (or to_uint8's output) as an 8-bit PNG (a batch axis of 1 and a
-    1-channel axis dropped)."""
+    1-channel axis dropped), with its input's `metadata` (read_photo) if any."""
     array = np.asarray(image)
     array = array if array.dtype == np.uint8 else to_uint8(array)
     if array.ndim == 4:
         array = array[0]
     if array.shape[-1] == 1:
         array = array[..., 0]
-    atomic_write(path, lambda f: Image.fromarray(array).save(f, 'png'))
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, 'png', **(metadata or {})))
 
 
 def read_uint8_rgb(path):

@@ -436,11 +436,11 @@ def write_ratio_table(path, rows):
 
 
 def _read(path, high_dir, max_pixels, check_size=None):
-    """Background job: the input's pixels (data.read_pixels), its notes, and the ground truth's
-    pixels (or None)."""
-    pixels, notes = data.read_pixels(path, max_pixels, check_size)
+    """Background job: the input's pixels, its notes and metadata (data.read_photo), and the ground
+    truth's pixels (or None)."""
+    pixels, notes, metadata = data.read_photo(path, max_pixels, check_size)
     if high_dir is None:
-        return pixels, notes, None
+        return pixels, notes, None, metadata
     high_path = os.path.join(high_dir, os.path.basename(path))
     if not os.path.isfile(high_path):
         raise data.ImageError(path, 'no ground truth %s' % high_path)
@@ -448,7 +448,7 @@ def _read(path, high_dir, max_pixels, check_size=None):
     if high.shape != pixels.shape:
         raise data.ImageError(path, 'ground truth %s is %dx%d, the input %dx%d' % (
             high_path, high.shape[1], high.shape[0], pixels.shape[1], pixels.shape[0]))
-    return pixels, notes, high
+    return pixels, notes, high, metadata
 
 
 def run(args):
@@ -511,7 +511,7 @@ def run(args):
             if index + 1 < len(images):
                 reads.append(pool.submit(_read, images[index + 1], args.high, args.max_image_pixels, check_size))
             try:
-                pixels, notes, high = reads[index].result()
+                pixels, notes, high, metadata = reads[index].result()
                 reads[index] = None
                 for note in notes:
                     if note not in notes_said:
@@ -533,7 +533,7 @@ def run(args):
             if not destination.endswith(os.path.splitext(os.path.basename(path))[0] + OUTPUT_SUFFIX + '.png'):
                 _say(iterator, 'note: %s: output name taken, writing %s (--overwrite replaces earlier '
                                'outputs)' % (path, destination))
-            writes.append((path, destination, pool.submit(data.save_image, destination, written)))
+            writes.append((path, destination, pool.submit(data.save_image, destination, written, metadata)))
             ratio_rows.append((os.path.basename(path), os.path.basename(destination), '%.6g' % alpha,
                                relit.describe(), ratio_source, mode, '%.4f' % input_mean,
                                '%.4f' % data.mean_level(written), 'ok'))

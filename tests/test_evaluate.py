@@ -366,3 +366,32 @@ def test_the_precision_flag_is_accepted_and_named(random_checkpoints, pairs, tmp
     assert 'Pipeline: mode fusion, ratio 3 (fixed), precision %s' % utils.describe_precision(precision) in out
     with pytest.raises(SystemExit):
         evaluate.build_parser().parse_args(['--precision', 'float16'])
+
+
+def test_an_output_carries_its_photos_colour_profile_and_exif(random_checkpoints, pairs, tmp_path, capsys):
+    """A photo's RGB ICC profile (a phone's Display P3, a camera's Adobe RGB) is embedded in its output,
+    so that viewers show its colours as meant; a grey profile, which does not describe RGB, is not;
+    no profile, none. Its EXIF (date, camera) too, without the orientation its pixels were turned by.
+    The pixels are as without any of it."""
+    from PIL import ImageCms
+    rgb = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+    grey = rgb[:16] + b'GRAY' + rgb[20:]
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    low = Image.open(os.path.join(pairs, 'low', '1.png'))
+    for name, profile in (('rgb', rgb), ('grey', grey), ('none', None)):
+        low.save(folder / (name + '.png'), **({'icc_profile': profile} if profile else {}))
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0132] = 6, 'KinD camera', '2026:12:08 20:15:00'   # orientation, make, date
+    low.transpose(Image.Transpose.ROTATE_90).save(folder / 'phone.png', exif=exif.tobytes())
+    assert data.read_photo(str(folder / 'rgb.png')).metadata == {'icc_profile': rgb}
+    output = tmp_path / 'out'
+    status, _, _ = run_cli(capsys, '--input', str(folder), '--output', str(output), '--checkpoint_dir',
+                           random_checkpoints, '--no_progress', '--ratio', '3')
+    assert status == 0
+    saved = {name: Image.open(output / (name + '_kindle.png')) for name in ('rgb', 'grey', 'none', 'phone')}
+    assert saved['rgb'].info.get('icc_profile') == rgb
+    assert not any(name in saved[stem].info for name in ('icc_profile', 'exif') for stem in ('grey', 'none'))
+    assert np.array_equal(np.asarray(saved['rgb']), np.asarray(saved['none']))
+    assert dict(saved['phone'].getexif()) == {0x010F: 'KinD camera', 0x0132: '2026:12:08 20:15:00'}
+    assert saved['phone'].size == low.size                                    # turned upright, as viewers show it

@@ -206,6 +206,9 @@ def test_beam_pipeline_matches_evaluate_reports_the_corrupt_file_and_never_overw
         dark_image(str(folder / ('%d.png' % index)), size, seed=index, mode='RGBA' if index == 4 else 'RGB')
     with open(folder / '0.png', 'rb') as stream:
         (folder / 'broken.png').write_bytes(stream.read()[:200])
+    from PIL import ImageCms
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()       # carried as evaluate.py does
+    Image.open(folder / '1.png').save(folder / '1.png', icc_profile=profile)
     result = run_pipeline(str(folder), output, saved_model, '--ratio', '2.5', '--mode', 'plain', '--precision',
                           'float32', '--direct_num_workers', '2', '--direct_running_mode', 'multi_processing')
     assert result.returncode == 1, result.stderr[-3000:]
@@ -218,6 +221,7 @@ def test_beam_pipeline_matches_evaluate_reports_the_corrupt_file_and_never_overw
     for index in range(len(sizes)):
         path = os.path.join(output, '%d_kindle.png' % index)
         pixels = np.asarray(Image.open(path))
+        assert Image.open(path).info.get('icc_profile') == (profile if index == 1 else None)
         assert max_levels(pixels, reference(kind, str(folder / ('%d.png' % index)), 2.5, 'plain')) <= MAX_LEVELS
         row = rows['%d.png' % index]
         assert (row['status'], float(row['alpha']), row['output']) == ('ok', 2.5, path)
