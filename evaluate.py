@@ -572,7 +572,8 @@ def _enhance_clip(kind, path, destination, ratio, mode, args, failures):
     try:
         shots = video.enhance_clip(kind, path, destination, ratio, mode, args.ev, kind.tile_size,
                                    kind.brightness_fit() if ratio == 'auto' else None,
-                                   progress=None if bar is None else bar.update_to)
+                                   progress=None if bar is None else bar.update_to,
+                                   check_size=pipeline.memory_check(kind.tile_size, extra=video.clip_bytes))
     except utils.UserError as error:
         failures.append(str(error))
         print('failed: %s' % error)

@@ -196,13 +196,14 @@ def peak_bytes(height, width, tile_size, margins=MARGINS):
             + TILE_BYTES_PER_PIXEL * max(windows) + kept)
 
 
-def memory_check(tile_size, available=None):
-    """A data.read_pixels check_size that refuses a photo whose peak_bytes exceed the memory
-    available (utils.available_memory, or `available` bytes), before anything is decoded."""
+def memory_check(tile_size, available=None, extra=None):
+    """A data.read_pixels check_size that refuses a photo whose peak_bytes (plus `extra(width,
+    height)`, a clip's: video.clip_bytes) exceed the memory available (utils.available_memory, or
+    `available` bytes), before anything is decoded."""
     def check(width, height):
         from utils import available_memory
         free = available_memory() if available is None else available
-        needed = peak_bytes(height, width, tile_size)
+        needed = peak_bytes(height, width, tile_size) + (extra(width, height) if extra else 0)
         if free is not None and needed > free:
             return ('%dx%d = %.1f MP needs about %.1f GiB, this machine has %.1f GiB available (close other '
                     'programs, or use --tile_size 512 or a smaller copy)' % (

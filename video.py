@@ -45,6 +45,11 @@ ENCODER = {'codec': 'libx264', 'pix_fmt': 'yuv420p', 'options': {'crf': '18', 'p
 # untagged, which players show as BT.709 at HD sizes (a red of 220, 40, 40 as 235, 56, 36).
 BT709, UNSPECIFIED, LIMITED_RANGE = 1, 2, 1    # FFmpeg's AVCOL_SPC_* (AVCOL_PRI_*, _TRC_* alike), AVCOL_RANGE_MPEG
 HD_COLUMNS, SD_ROWS = 1280, 576
+# Memory a clip needs beyond a photo of its frames' size (pipeline.peak_bytes) on top of the loaded
+# model: the Steadier's float frames, the encoder's lookahead, the metering's sessions. Fit to the
+# peak RSS of `evaluate.py` on an Intel Xeon with AMX (the fifteenth session): 1080p 1.80 GiB, 4K
+# 2.50 GiB, the model alone 0.66 GiB; the fit gives 0.56 GiB and 112 bytes a pixel.
+CLIP_BYTES, CLIP_BYTES_PER_PIXEL = 600 << 20, 128
 # The audio codecs an .mp4 holds as they are (FFmpeg's mov muxer): copied packet for packet. Any
 # other (a dashcam's PCM or ADPCM in an .avi) is decoded and encoded to AAC at its own rate.
 AUDIO_COPIED = ('aac', 'mp3', 'ac3', 'eac3', 'opus', 'flac', 'alac')
@@ -287,6 +292,11 @@ def even(pixels):
     return np.pad(pixels, pad, mode='edge') if any(after for _, after in pad[:2]) else pixels
 
 
+def clip_bytes(width, height):
+    """The memory a clip of this frame size needs beyond a photo's (pipeline.memory_check's extra)."""
+    return CLIP_BYTES + CLIP_BYTES_PER_PIXEL * width * height
+
+
 def frame_pixels(frame):
     """uint8 RGB [H,W,3] of a decoded frame as a player shows it (the colour note above)."""
     guessed = None
@@ -377,12 +387,14 @@ Shot = collections.namedtuple('Shot', 'first frames alphas description')
 
 
 def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0, tile_size=pipeline.DEFAULT_TILE_SIZE,
-                 fit=None, steady=True, progress=None):
+                 fit=None, steady=True, progress=None, check_size=None):
     """Enhance the clip at `source` into `destination` (an .mp4 written through a temporary sibling,
     never over an existing file) with `nets`; returns [Shot]: each shot's first frame, its frame
     count, alphas and its first exposure's description. `ratio`: a number or 'auto'; `fit`: the
     LOL regression (brightness.py) or None; `steady` False: the frame-by-frame baseline.
-    `progress(frames)` is called after each frame. Raises data.ImageError for an unreadable clip."""
+    `progress(frames)` is called after each frame; `check_size(width, height)` may refuse the clip
+    with a reason before a frame is decoded (pipeline.memory_check with clip_bytes). Raises
+    data.ImageError for an unreadable or refused clip."""
     import av
     temporary = '%s.tmp-%s%s' % (destination, uuid.uuid4().hex, OUTPUT_EXTENSION)
     shots, count = [], 0
@@ -391,6 +403,9 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
             video_in = next(iter(container.streams.video), None)
             if video_in is None:
                 raise data.ImageError(source, 'no video stream')
+            refused = check_size(video_in.codec_context.width, video_in.codec_context.height) if check_size else None
+            if refused:
+                raise data.ImageError(source, refused)
             audio_in = next(iter(container.streams.audio), None)
             rate = video_in.average_rate or video_in.guessed_rate or 30
             video_out = output.add_stream(ENCODER['codec'], rate=rate, options=ENCODER['options'])

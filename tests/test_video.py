@@ -232,6 +232,26 @@ def test_the_frame_clock_keeps_increasing_times_and_numbers_the_rest():
     assert [avi(pts) for pts in (1, 3, 4, 2)] == [0, 1, 2, 3]
 
 
+def test_a_clip_larger_than_the_memory_available_gets_one_line_before_it_runs(clips, tmp_path, capsys, monkeypatch):
+    """As a photo: the estimate (pipeline.peak_bytes plus video.clip_bytes) against the memory
+    available, before a frame is decoded; no partial file. The estimate covers what was measured
+    (on an AMX CPU, as the estimate is made there on any CPU)."""
+    import pipeline
+    import utils
+    monkeypatch.setattr(utils, 'keeps_shape_buffers', lambda: True)
+    for (width, height), measured in (((1920, 1080), 1.80), ((3840, 2160), 2.50)):       # GiB, the model's 0.66 in
+        estimate = pipeline.peak_bytes(height, width, 1024) + video.clip_bytes(width, height)
+        assert measured - 0.66 <= estimate / 2 ** 30 <= measured - 0.66 + 0.3
+    monkeypatch.undo()
+    monkeypatch.setattr(utils, 'available_memory', lambda: 200 << 20)
+    output = tmp_path / 'out'
+    assert evaluate.main(['--input', clips['still'][0], '--output', str(output), '--checkpoint_dir', CHECKPOINTS,
+                          '--no_progress', '--ratio', '3']) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('failed:')]
+    assert len(failed) == 1 and '128x96 = 0.0 MP needs about 0.' in failed[0] and '0.2 GiB available' in failed[0]
+    assert os.listdir(output) == ['kindle_ratios.csv']
+
+
 def test_an_odd_sized_clip_is_padded_by_a_pixel(kind, tmp_path):
     """97x129 frames (in a lossless FFV1 .mkv, which takes any size) come out 98x130: H.264 4:2:0 needs
     even sizes, the last row and column repeated."""
