@@ -595,7 +595,9 @@ def _tqdm_frames(name):
     from tqdm import tqdm
 
     class Frames(tqdm):
-        def update_to(self, frames):
+        def update_to(self, frames, total=None):
+            if total and self.total != total:        # the clip's frame count, where its container has one
+                self.total = total
             self.update(frames - self.n)
     return Frames(desc=name, unit='frame', dynamic_ncols=True)
 

@@ -392,7 +392,8 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
     never over an existing file) with `nets`; returns [Shot]: each shot's first frame, its frame
     count, alphas and its first exposure's description. `ratio`: a number or 'auto'; `fit`: the
     LOL regression (brightness.py) or None; `steady` False: the frame-by-frame baseline.
-    `progress(frames)` is called after each frame; `check_size(width, height)` may refuse the clip
+    `progress(frames, total)` is called after each frame (total: the container's frame count, or
+    None where it has none); `check_size(width, height)` may refuse the clip
     with a reason before a frame is decoded (pipeline.memory_check with clip_bytes). Raises
     data.ImageError for an unreadable or refused clip."""
     import av
@@ -435,7 +436,7 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
                         output.mux(encoded)
                     count += 1
                     if progress:
-                        progress(count)
+                        progress(count, video_in.frames or None)
             for encoded in video_out.encode():
                 output.mux(encoded)
             if soundtrack is not None:
