@@ -5,6 +5,7 @@ import collections
 import functools
 import os
 import random
+import struct
 import warnings
 
 import cv2
@@ -41,9 +42,10 @@ def read_photo(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     dict of PIL's PNG options: 'icc_profile' where the photo's describes RGB, so that a viewer shows
     the colours as the camera meant them (a phone's Display P3, a camera's Adobe RGB; the nets see
     the values as stored; a grey or CMYK profile does not describe the RGB output and is dropped), and
-    'exif' (the date, the camera, the place; its orientation tag removed, as the pixels are turned)."""
+    'exif' (the date, the camera, the place; its orientation tag removed, as the pixels are turned,
+    and the thumbnail of the dark input dropped)."""
     pixels, notes, info = _read(path, max_pixels, check_size)
-    metadata = {'exif': info['exif']} if info.get('exif') else {}
+    metadata = {'exif': info['exif']} if info.get('exif') else {}         # (None: not kept)
     if info.get('icc_profile') and info['icc_profile'][16:20] == ICC_RGB:
         metadata['icc_profile'] = info['icc_profile']
     return Photo(pixels, notes, metadata)
@@ -89,6 +91,8 @@ def _read(path, max_pixels, check_size):
             image.load()
             ImageOps.exif_transpose(image, in_place=True)   # no copy of a large photo
             info = {name: image.info[name] for name in ('icc_profile', 'exif') if name in image.info}
+            if 'exif' in info:
+                info['exif'] = _rewritten_exif(image, notes)
             array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None
@@ -97,6 +101,17 @@ def _read(path, max_pixels, check_size):
     if array.dtype != np.uint8 and not np.all(np.isfinite(array)):
         raise ImageError(path, 'image contains NaN or infinite values')
     return array, notes, info
+
+
+def _rewritten_exif(image, notes):
+    """The image's EXIF as PIL writes it afresh: its tags and their sub-directories (camera, GPS),
+    without the thumbnail of the dark input a camera stores beside them, or None (with a note) where
+    PIL cannot write it."""
+    try:
+        return image.getexif().tobytes()
+    except (struct.error, TypeError, ValueError):
+        notes.append('EXIF not kept (it cannot be rewritten)')
+        return None
 
 
 def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
