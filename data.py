@@ -45,7 +45,7 @@ def read_photo(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     'exif' (the date, the camera, the place; its orientation tag removed, as the pixels are turned,
     and the thumbnail of the dark input dropped)."""
     pixels, notes, info = _read(path, max_pixels, check_size)
-    metadata = {'exif': info['exif']} if info.get('exif') else {}         # (None: not kept)
+    metadata = {'exif': info['exif']} if info.get('exif') else {}
     if info.get('icc_profile') and info['icc_profile'][16:20] == ICC_RGB:
         metadata['icc_profile'] = info['icc_profile']
     return Photo(pixels, notes, metadata)
@@ -92,7 +92,7 @@ def _read(path, max_pixels, check_size):
             ImageOps.exif_transpose(image, in_place=True)   # no copy of a large photo
             info = {name: image.info[name] for name in ('icc_profile', 'exif') if name in image.info}
             if 'exif' in info:
-                info['exif'] = _rewritten_exif(image, notes)
+                info['exif'] = without_thumbnail(info['exif'])
             array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None
@@ -103,15 +103,22 @@ def _read(path, max_pixels, check_size):
     return array, notes, info
 
 
-def _rewritten_exif(image, notes):
-    """The image's EXIF as PIL writes it afresh: its tags and their sub-directories (camera, GPS),
-    without the thumbnail of the dark input a camera stores beside them, or None (with a note) where
-    PIL cannot write it."""
-    try:
-        return image.getexif().tobytes()
-    except (struct.error, TypeError, ValueError):
-        notes.append('EXIF not kept (it cannot be rewritten)')
-        return None
+def without_thumbnail(exif):
+    """EXIF bytes as PIL reads them ('Exif\\0\\0' and a TIFF structure) with IFD0's link to IFD1, the
+    thumbnail of the dark input that cameras store, zeroed; unchanged where they do not parse.
+    Written here: PIL's own rewrite (Exif.tobytes) cuts some GPS tags short (GPSVersionID
+    (2, 3, 0, 0) to 2), so the bytes are kept as they are but for those four."""
+    start = 6 if exif.startswith(b'Exif\x00\x00') else 0
+    order = {b'II': '<', b'MM': '>'}.get(exif[start:start + 2])
+    if order is None or len(exif) < start + 8:
+        return exif
+    first = start + struct.unpack(order + 'I', exif[start + 4:start + 8])[0]
+    if len(exif) < first + 2:
+        return exif
+    link = first + 2 + 12 * struct.unpack(order + 'H', exif[first:first + 2])[0]     # after its 12-byte entries
+    if len(exif) < link + 4:
+        return exif
+    return exif[:link] + bytes(4) + exif[link + 4:]
 
 
 def read_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):

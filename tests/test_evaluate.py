@@ -1,6 +1,7 @@
 """evaluate.py end to end: outputs, the metrics table, the demo, naming rules, tiling."""
 import os
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -384,14 +385,43 @@ def test_an_output_carries_its_photos_colour_profile_and_exif(random_checkpoints
     exif = Image.Exif()
     exif[0x0112], exif[0x010F], exif[0x0132] = 6, 'KinD camera', '2026:12:08 20:15:00'   # orientation, make, date
     low.transpose(Image.Transpose.ROTATE_90).save(folder / 'phone.png', exif=exif.tobytes())
+    del exif[0x0112]
+    camera = with_thumbnail(exif.tobytes(), b'\xff\xd8 a dark thumbnail \xff\xd9')
+    low.save(folder / 'camera.png', exif=camera)
     assert data.read_photo(str(folder / 'rgb.png')).metadata == {'icc_profile': rgb}
     output = tmp_path / 'out'
     status, _, _ = run_cli(capsys, '--input', str(folder), '--output', str(output), '--checkpoint_dir',
                            random_checkpoints, '--no_progress', '--ratio', '3')
     assert status == 0
-    saved = {name: Image.open(output / (name + '_kindle.png')) for name in ('rgb', 'grey', 'none', 'phone')}
+    saved = {name: Image.open(output / (name + '_kindle.png')) for name in ('rgb', 'grey', 'none', 'phone', 'camera')}
     assert saved['rgb'].info.get('icc_profile') == rgb
     assert not any(name in saved[stem].info for name in ('icc_profile', 'exif') for stem in ('grey', 'none'))
     assert np.array_equal(np.asarray(saved['rgb']), np.asarray(saved['none']))
     assert dict(saved['phone'].getexif()) == {0x010F: 'KinD camera', 0x0132: '2026:12:08 20:15:00'}
     assert saved['phone'].size == low.size                                    # turned upright, as viewers show it
+    kept = saved['camera'].info['exif']
+    assert kept[-len(camera) + 6:] == data.without_thumbnail(camera)[6:] != camera[6:]    # as it was, less the link
+    assert thumbnail_of(camera) and not thumbnail_of(kept)
+
+
+def with_thumbnail(exif, jpeg):
+    """PIL's EXIF bytes ('Exif\\0\\0', a TIFF structure, no IFD1) with an IFD1 holding `jpeg` as the
+    thumbnail, as a camera writes it."""
+    tiff = bytearray(exif[6:])
+    order = '<' if tiff[:2] == b'II' else '>'
+    first = struct.unpack(order + 'I', tiff[4:8])[0]
+    link = first + 2 + 12 * struct.unpack(order + 'H', tiff[first:first + 2])[0]
+    second = len(tiff)
+    tiff[link:link + 4] = struct.pack(order + 'I', second)
+    tiff += struct.pack(order + 'H', 2)
+    tiff += struct.pack(order + 'HHII', 0x0201, 4, 1, second + 2 + 24 + 4)     # JPEGInterchangeFormat
+    tiff += struct.pack(order + 'HHII', 0x0202, 4, 1, len(jpeg)) + bytes(4) + jpeg
+    return b'Exif\x00\x00' + bytes(tiff)
+
+
+def thumbnail_of(exif):
+    """IFD1's tags of EXIF bytes (the thumbnail's place), read by PIL."""
+    from PIL import ExifTags
+    parsed = Image.Exif()
+    parsed.load(exif)
+    return dict(parsed.get_ifd(ExifTags.IFD.IFD1))
