@@ -45,7 +45,7 @@ def read_photo(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
     'exif' (the date, the camera, the place; its orientation tag removed, as the pixels are turned,
     and the thumbnail of the dark input dropped)."""
     pixels, notes, info = _read(path, max_pixels, check_size)
-    metadata = {'exif': info['exif']} if info.get('exif') else {}
+    metadata = {'exif': without_thumbnail(info['exif'])} if info.get('exif') else {}
     if info.get('icc_profile') and info['icc_profile'][16:20] == ICC_RGB:
         metadata['icc_profile'] = info['icc_profile']
     return Photo(pixels, notes, metadata)
@@ -65,7 +65,8 @@ def read_pixels(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, check_size=None):
 
 
 def _read(path, max_pixels, check_size):
-    """(pixels, notes, {'icc_profile', 'exif'}: those of PIL's image.info it had) of read_pixels."""
+    """(pixels, notes, {'icc_profile', 'exif'}: those of PIL's image.info it had, after the
+    orientation was applied) of read_pixels."""
     if not os.path.isfile(path):
         raise ImageError(path, 'not a regular file')
     if os.path.getsize(path) == 0:
@@ -91,8 +92,6 @@ def _read(path, max_pixels, check_size):
             image.load()
             ImageOps.exif_transpose(image, in_place=True)   # no copy of a large photo
             info = {name: image.info[name] for name in ('icc_profile', 'exif') if name in image.info}
-            if 'exif' in info:
-                info['exif'] = without_thumbnail(info['exif'])
             array = _to_rgb(image, notes)
     except UnidentifiedImageError:
         raise ImageError(path, 'not an image file PIL can read') from None

@@ -404,7 +404,8 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
             video_in = next(iter(container.streams.video), None)
             if video_in is None:
                 raise data.ImageError(source, 'no video stream')
-            refused = check_size(video_in.codec_context.width, video_in.codec_context.height) if check_size else None
+            width, height = video_in.codec_context.width, video_in.codec_context.height
+            refused = check_size(width, height) if check_size else None
             if refused:
                 raise data.ImageError(source, refused)
             audio_in = next(iter(container.streams.audio), None)
@@ -412,8 +413,7 @@ def enhance_clip(nets, source, destination, ratio='auto', mode='fusion', ev=0.0,
             video_out = output.add_stream(ENCODER['codec'], rate=rate, options=ENCODER['options'])
             video_out.pix_fmt = ENCODER['pix_fmt']
             tag_bt709(video_out)
-            video_out.width, video_out.height = (size + size % 2 for size in (video_in.codec_context.width,
-                                                                               video_in.codec_context.height))
+            video_out.width, video_out.height = width + width % 2, height + height % 2      # 4:2:0: even
             video_out.time_base = video_in.time_base
             soundtrack = None if audio_in is None else Soundtrack(output, audio_in)
             enhancer = ClipEnhancer(nets, ratio, mode, ev, tile_size, fit, float(rate), steady)
